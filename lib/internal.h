@@ -1,0 +1,308 @@
+/*
+ * internal.h - types, invariants and cross-file prototypes of libhakmem.
+ *
+ * Names: public hak_* (hakmem.h); shared internal hak__* (hidden); static
+ * for file-local.  Prototypes are grouped under the file that defines them.
+ */
+#ifndef HAKMEM_INTERNAL_H
+#define HAKMEM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hakmem.h"
+#include "statseg.h"
+
+#define HAK_HIDDEN __attribute__((visibility("hidden")))
+#define HAK_PUBLIC __attribute__((visibility("default")))
+#define HAK_NOINLINE __attribute__((noinline))
+#define HAK_COLD __attribute__((cold, noinline))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define HAK_CACHE_LINE 64
+
+/* Geometry ------------------------------------------------------------- */
+#define HAK_PAGE_SHIFT 16
+#define HAK_PAGE_SIZE ((size_t)1 << HAK_PAGE_SHIFT) /* 64 KiB pages */
+#define HAK_ARENA_SHIFT 22
+#define HAK_ARENA_SIZE ((size_t)1 << HAK_ARENA_SHIFT) /* 4 MiB arenas */
+#define HAK_ARENA_PAGES (HAK_ARENA_SIZE / HAK_PAGE_SIZE) /* 64; page 0 holds metadata */
+#define HAK_MIN_ALIGN 16
+#define HAK_SMALL_MAX 32768 /* largest size served from pages */
+#define HAK_NUM_CLASSES 40
+#define HAK_OS_PAGE 4096
+#define HAK_MAX_ALIGN_LARGE ((size_t)1 << 30) /* alignments above this: ENOMEM/EINVAL */
+
+/* Free block: the first word links the free list; the second holds a
+ * marker (hak__free_marker(block)) while the block is free, so that a
+ * double free is caught in O(1).  Every class is at least 16 bytes. */
+struct hak_block {
+	struct hak_block *next;
+	uintptr_t marker;
+};
+
+/* Page owner word: a heap pointer (64-byte aligned) or'ed with flags.
+ *   owner == H             H holds the page: only H's thread touches the
+ *                          owner-local fields, with plain loads/stores.
+ *   owner == H|FLOAT       the page is full or queued: nobody touches its
+ *                          local fields until it wins a CAS to a held value.
+ *   owner == H|FLOAT|BUSY  a drainer (roundrobin/hybrid/sweeper) has it.
+ *   owner == HAK_OWNER_POOL   page is in the shared pool (MF2 disabled).
+ *   owner == HAK_OWNER_FREE   page is in the process free-page pool. */
+#define HAK_OWNER_FLOAT ((uintptr_t)1)
+#define HAK_OWNER_BUSY ((uintptr_t)2)
+#define HAK_OWNER_FLAGS ((uintptr_t)3)
+#define HAK_OWNER_POOL ((uintptr_t)4)
+#define HAK_OWNER_FREE ((uintptr_t)8)
+
+/* A 64 KiB page's descriptor, out of band in its arena's metadata page so
+ * that the whole 64 KiB holds blocks.
+ *
+ * Invariants:
+ *  - used == blocks carved - blocks on the local free list
+ *          == live blocks + blocks on the remote list.
+ *  - free/used/carved/next/prev are touched only by the holder (see owner).
+ *  - remote is an MPSC Treiber stack: pushers CAS with release; the holder
+ *    takes the whole list with an acquire exchange.
+ *  - in_pending is 1 exactly while the page is linked on some heap's pending
+ *    queue (via pending_next); whoever sets it 0->1 links it, whoever pops
+ *    it clears it.
+ */
+struct hak_page {
+	/* holder-local line */
+	struct hak_block *free;   /* local free list */
+	uint32_t used;
+	uint32_t capacity;        /* blocks that fit in the page */
+	uint32_t carved;          /* blocks carved so far (lazy carving) */
+	uint32_t block_size;
+	uint8_t class_idx;
+	uint8_t in_list;          /* on the holder's partial list */
+	uint8_t purged;           /* memory was returned to the OS */
+	uint8_t fresh;            /* memory never written since mapped/purged */
+	uint32_t pad0;
+	struct hak_page *next, *prev; /* holder's partial list / free pool */
+	uint64_t freed_ns;        /* when it entered the free pool */
+	char *start;              /* first byte of the page */
+	/* shared line */
+	_Alignas(HAK_CACHE_LINE) _Atomic(struct hak_block *) remote;
+	_Atomic uintptr_t owner;
+	_Atomic(struct hak_page *) pending_next;
+	_Atomic uint32_t in_pending;
+	uint32_t pad1;
+	_Atomic uint64_t last_transfer_ns; /* lease: time of last ownership change */
+};
+
+struct hak_arena {
+	uint64_t magic;
+	struct hak_arena *next_arena;
+	uint32_t pages_carved;    /* pages [1, pages_carved] have been handed out */
+	uint32_t pad;
+	_Alignas(HAK_CACHE_LINE) struct hak_page pages[HAK_ARENA_PAGES];
+};
+
+/* A pending queue: MPSC Treiber stack of pages.  Producers (remote frees)
+ * push with CAS; consumers pop one page at a time while holding lock
+ * (try-lock), so pops never race with pops and the stack has no ABA. */
+struct hak_pending {
+	_Atomic(struct hak_page *) head;
+	_Atomic uint32_t lock;
+	uint32_t pad;
+};
+
+/* Per-thread heap.  Only its thread touches active[] and partial[]; other
+ * threads only push onto pending[]. */
+struct hak_heap {
+	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
+	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
+	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
+	uint32_t rr_cursor;       /* roundrobin position (class * heaps) */
+	struct hak_page *partial[HAK_NUM_CLASSES]; /* held pages with free blocks */
+	struct hak_heap *next_heap;  /* registry (never unlinked) */
+	struct hak_heap *next_free;  /* recycled heaps */
+	_Atomic uint32_t alive;   /* 1 while a thread owns this heap */
+	uint32_t index;           /* registry position; stats slot */
+	pid_t tid;
+	struct hak_seg_slot own_stats; /* used when not published */
+	_Alignas(HAK_CACHE_LINE) struct hak_pending pending[HAK_NUM_CLASSES];
+};
+
+/* Options (options.c) ------------------------------------------------- */
+enum hak_strategy {
+	HAK_DRAIN_OWNER,
+	HAK_DRAIN_ROUNDROBIN,
+	HAK_DRAIN_HYBRID,
+	HAK_DRAIN_ADOPT,
+};
+
+struct hak_options {
+	int strategy;            /* HAKMEM_DRAIN */
+	unsigned drain_period;   /* HAKMEM_DRAIN_PERIOD: frees between drains */
+	unsigned lease_us;       /* HAKMEM_LEASE_US */
+	unsigned scan_budget;    /* HAKMEM_SCAN_BUDGET: pages examined per adoption */
+	unsigned sweep_ms;       /* HAKMEM_SWEEP_MS: background sweeper, 0 = off */
+	unsigned purge_delay_ms; /* HAKMEM_PURGE_DELAY_MS */
+	bool mf2;                /* HAKMEM_MF2_ENABLE */
+	bool stats;              /* HAKMEM_STATS */
+	bool show_stats;         /* HAKMEM_SHOW_STATS */
+	bool background;         /* HAKMEM_BACKGROUND: purge/sweep thread */
+	size_t large_cache;      /* HAKMEM_LARGE_CACHE_MB in bytes */
+};
+HAK_HIDDEN extern struct hak_options hak__opt;
+HAK_HIDDEN void hak__options_init(void);
+HAK_HIDDEN const char *hak__strategy_name(int s);
+
+/* sizeclass.c ---------------------------------------------------------- */
+HAK_HIDDEN extern const uint32_t hak__class_size[HAK_NUM_CLASSES];
+HAK_HIDDEN extern const uint8_t hak__class_small[(1024 >> 4) + 1];
+HAK_HIDDEN unsigned hak__class_of_large(size_t size);
+
+static inline unsigned hak__class_of(size_t size)
+{
+	if (likely(size <= 1024))
+		return hak__class_small[(size + 15) >> 4];
+	return hak__class_of_large(size);
+}
+
+/* os.c ------------------------------------------------------------------ */
+HAK_HIDDEN void *hak__os_map(size_t size);
+HAK_HIDDEN void *hak__os_map_aligned(size_t size, size_t align);
+HAK_HIDDEN void hak__os_unmap(void *p, size_t size);
+HAK_HIDDEN void hak__os_purge(void *p, size_t size);
+HAK_HIDDEN uint64_t hak__now_ns(void);
+HAK_HIDDEN pid_t hak__gettid(void);
+HAK_HIDDEN void hak__spin_lock(_Atomic uint32_t *l);
+HAK_HIDDEN void hak__spin_unlock(_Atomic uint32_t *l);
+HAK_HIDDEN bool hak__spin_trylock(_Atomic uint32_t *l);
+HAK_HIDDEN void hak__write_err(const char *a, const char *b, const char *c);
+HAK_HIDDEN char *hak__fmt_hex(char *buf, uintptr_t v);
+HAK_HIDDEN char *hak__fmt_u64(char *buf, uint64_t v);
+HAK_HIDDEN __attribute__((noreturn)) void hak__fatal_ptr(const char *what, const void *p);
+
+/* map.c: which 64 KiB granules of the address space hakmem owns ---------- */
+enum { HAK_MAP_NONE = 0, HAK_MAP_SMALL = 1, HAK_MAP_LARGE = 2 };
+HAK_HIDDEN extern _Atomic(uint8_t *) hak__map_top[];
+#define HAK_MAP_LEAF_SHIFT 16
+static inline unsigned hak__map_kind(const void *p)
+{
+	uintptr_t g = (uintptr_t)p >> HAK_PAGE_SHIFT;
+	if (unlikely(g >> 31)) /* beyond the 47-bit user address space */
+		return HAK_MAP_NONE;
+	uint8_t *leaf = atomic_load_explicit(&hak__map_top[g >> HAK_MAP_LEAF_SHIFT],
+					     memory_order_acquire);
+	if (unlikely(!leaf))
+		return HAK_MAP_NONE;
+	return leaf[g & ((1u << HAK_MAP_LEAF_SHIFT) - 1)];
+}
+HAK_HIDDEN int hak__map_set(void *p, size_t size, unsigned kind);
+
+/* arena.c: arenas, page descriptors, the free-page pool, purge ---------- */
+static inline struct hak_arena *hak__arena_of(const void *p)
+{
+	return (struct hak_arena *)((uintptr_t)p & ~(HAK_ARENA_SIZE - 1));
+}
+static inline struct hak_page *hak__page_of(const void *p)
+{
+	struct hak_arena *a = hak__arena_of(p);
+	return &a->pages[((uintptr_t)p >> HAK_PAGE_SHIFT) & (HAK_ARENA_PAGES - 1)];
+}
+HAK_HIDDEN struct hak_page *hak__page_alloc(struct hak_seg_slot *st);
+HAK_HIDDEN void hak__page_release(struct hak_page *pg);
+HAK_HIDDEN size_t hak__pages_purge(uint64_t older_than_ns, bool all);
+HAK_HIDDEN void hak__arena_lock_all(void);
+HAK_HIDDEN void hak__arena_unlock_all(bool child);
+
+/* page.c: carving, local free lists, remote lists ----------------------- */
+HAK_HIDDEN extern struct hak_page hak__empty_page;
+HAK_HIDDEN extern uintptr_t hak__secret;
+static inline uintptr_t hak__free_marker(const void *b)
+{
+	return (uintptr_t)b ^ hak__secret;
+}
+HAK_HIDDEN void hak__page_init(struct hak_page *pg, unsigned cls);
+HAK_HIDDEN bool hak__page_extend(struct hak_page *pg);
+HAK_HIDDEN unsigned hak__page_drain(struct hak_page *pg);
+HAK_HIDDEN bool hak__remote_push(struct hak_page *pg, struct hak_block *b);
+HAK_HIDDEN void hak__block_check(struct hak_page *pg, void *p);
+HAK_HIDDEN void hak__page_collect_local(struct hak_page *pg, void *p);
+
+/* heap.c: thread heaps, registry, pending queues, adoption, strategies ---- */
+HAK_HIDDEN extern struct hak_heap hak__empty_heap;
+HAK_HIDDEN extern __thread struct hak_heap *hak__tl_heap
+	__attribute__((tls_model("initial-exec")));
+HAK_HIDDEN struct hak_heap *hak__heap_get(void);
+HAK_HIDDEN void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls);
+HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
+				    struct hak_block *b);
+HAK_HIDDEN void hak__heap_page_emptied(struct hak_heap *h, struct hak_page *pg);
+HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
+HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
+HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);
+HAK_HIDDEN void hak__heaps_lock(void);
+HAK_HIDDEN void hak__heaps_unlock(bool child);
+HAK_HIDDEN struct hak_heap *hak__heaps_first(void);
+HAK_HIDDEN void hak__sweep_pending(void);
+HAK_HIDDEN void hak__pending_push(struct hak_heap *h, struct hak_page *pg);
+
+/* pool.c: the shared pool that serves mid classes when MF2 is disabled --- */
+#define HAK_POOL_MIN_CLASS_SIZE 2048
+HAK_HIDDEN void *hak__pool_alloc(unsigned cls, struct hak_seg_slot *st);
+HAK_HIDDEN void hak__pool_free(struct hak_page *pg, struct hak_block *b);
+HAK_HIDDEN void hak__pool_lock_all(void);
+HAK_HIDDEN void hak__pool_unlock_all(bool child);
+
+/* large.c: spans above HAK_SMALL_MAX ------------------------------------ */
+struct hak_large {
+	uint64_t magic;          /* hak__secret ^ user pointer */
+	void *base;              /* start of the mapping */
+	size_t map_size;         /* length of the mapping */
+	size_t size;             /* usable bytes from the user pointer */
+	uint64_t pad[4];
+};
+#define HAK_LARGE_HDR sizeof(struct hak_large) /* 64 */
+HAK_HIDDEN void *hak__large_alloc(size_t size, size_t align, bool zero);
+HAK_HIDDEN void hak__large_free(void *p);
+HAK_HIDDEN struct hak_large *hak__large_hdr(void *p); /* validates; aborts */
+HAK_HIDDEN size_t hak__large_purge(uint64_t older_than_ns, bool all);
+HAK_HIDDEN void hak__large_lock_all(void);
+HAK_HIDDEN void hak__large_unlock_all(bool child);
+
+/* stats.c ----------------------------------------------------------------- */
+/* Single-writer relaxed counter update: a plain add, no lock prefix. */
+#define HAK_STAT_ADD(field, n)                                                   \
+	atomic_store_explicit((_Atomic uint64_t *)&(field),                      \
+			      atomic_load_explicit((_Atomic uint64_t *)&(field), \
+						   memory_order_relaxed) + (n),  \
+			      memory_order_relaxed)
+#define HAK_GSTAT_ADD(field, n) \
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&(field), (n), memory_order_relaxed)
+#define HAK_GSTAT_SUB(field, n) \
+	atomic_fetch_sub_explicit((_Atomic uint64_t *)&(field), (n), memory_order_relaxed)
+HAK_HIDDEN extern struct hak_seg_header *hak__seg; /* never NULL after init */
+HAK_HIDDEN struct hak_seg_slot *hak__stats_slot(unsigned index, struct hak_seg_slot *fallback);
+HAK_HIDDEN void hak__stats_init(void);
+HAK_HIDDEN void hak__stats_fork_child(void);
+HAK_HIDDEN void hak__stats_exit(void);
+HAK_HIDDEN void hak__stats_print(int fd);
+
+/* init.c ------------------------------------------------------------------ */
+HAK_HIDDEN extern _Atomic int hak__initialized;
+HAK_HIDDEN void hak__init_slow(void);
+static inline void hak__init(void)
+{
+	if (unlikely(!atomic_load_explicit(&hak__initialized, memory_order_acquire)))
+		hak__init_slow();
+}
+HAK_HIDDEN void hak__thread_started(struct hak_heap *h);
+HAK_HIDDEN void hak__background_kick(void);
+
+/* alloc.c ----------------------------------------------------------------- */
+HAK_HIDDEN void *hak__malloc(size_t size);
+HAK_HIDDEN void hak__free(void *p);
+HAK_HIDDEN void *hak__aligned(size_t align, size_t size);
+HAK_HIDDEN size_t hak__usable(void *p);
+
+#endif /* HAKMEM_INTERNAL_H */

@@ -1,0 +1,76 @@
+/*
+ * statseg.h - layout of the counters hakmem keeps, shared by the library
+ * (the writer) and hakmem-stat (a reader in another process).
+ *
+ * The same structures hold the counters whether or not they are published:
+ * with HAKMEM_STATS=0 they live in private memory, otherwise in a POSIX
+ * shared-memory object named HAK_SEG_PREFIX<pid> (mode 0600).
+ *
+ * Writers: every struct hak_seg_slot has exactly one writer, the thread that
+ * owns the heap bound to it, which updates it with relaxed loads and stores
+ * (no read-modify-write, no lock).  The global block is written with relaxed
+ * atomic adds from slow paths only.  Readers load every field relaxed and
+ * must validate the header before trusting any size or count in it.
+ */
+#ifndef HAKMEM_STATSEG_H
+#define HAKMEM_STATSEG_H
+
+#include <stdint.h>
+
+#define HAK_SEG_PREFIX "/hakmem."
+#define HAK_SEG_MAGIC 0x314745534b4d4148ULL /* "HAKMSEG1" little-endian */
+#define HAK_SEG_LAYOUT 1
+#define HAK_SEG_CLASSES 48 /* room for classes; header says how many are used */
+#define HAK_SEG_SLOTS 256  /* thread slots; threads beyond this are not shown */
+
+/* Per-thread counters.  Slot lifecycle: state goes 0 (never used) ->
+ * 1 (bound to a live thread) -> 2 (thread exited; counters kept). */
+struct hak_seg_slot {
+	uint64_t state;
+	uint64_t tid;
+	uint64_t allocs[HAK_SEG_CLASSES];
+	uint64_t frees[HAK_SEG_CLASSES];
+	uint64_t pages_from_os;
+	uint64_t pages_reused;
+	uint64_t pending_enqueued;
+	uint64_t pending_drained;
+	uint64_t adoptions;
+	uint64_t lease_refusals;
+	uint64_t remote_frees;
+	uint64_t large_allocs;
+	uint64_t large_frees;
+	uint64_t large_alloc_bytes;
+	uint64_t large_free_bytes;
+};
+
+/* Process-wide counters, updated with relaxed atomic adds (slow paths). */
+struct hak_seg_global {
+	uint64_t mapped_bytes;   /* currently mapped */
+	uint64_t purged_bytes;   /* total returned to the OS */
+	uint64_t unpurged_free_bytes; /* free pages/spans not yet purged */
+	uint64_t purged_now_bytes;    /* mapped but currently purged */
+	uint64_t threads;        /* live heaps */
+	uint64_t heaps_created;
+	/* counters of threads beyond HAK_SEG_SLOTS and of the shared pool */
+	struct hak_seg_slot overflow;
+};
+
+struct hak_seg_header {
+	uint64_t magic;          /* HAK_SEG_MAGIC */
+	uint32_t layout;         /* HAK_SEG_LAYOUT */
+	uint32_t header_size;    /* sizeof(struct hak_seg_header) */
+	uint64_t total_size;     /* bytes of the whole object */
+	int64_t pid;
+	uint64_t start_time_ns;  /* CLOCK_REALTIME at start-up */
+	uint32_t num_classes;    /* entries of class_size[] in use */
+	uint32_t num_slots;      /* HAK_SEG_SLOTS */
+	uint32_t slot_size;      /* sizeof(struct hak_seg_slot) */
+	uint32_t ready;          /* 1 once every field above is written */
+	char comm[16];           /* command name (NUL-terminated) */
+	char strategy[16];       /* drain strategy name */
+	uint64_t class_size[HAK_SEG_CLASSES];
+	struct hak_seg_global global;
+	struct hak_seg_slot slots[HAK_SEG_SLOTS];
+};
+
+#endif /* HAKMEM_STATSEG_H */
