@@ -25,21 +25,11 @@ static size_t os_page_size(void)
 
 /* malloc ------------------------------------------------------------------- */
 
-static HAK_NOINLINE void *malloc_generic(struct hak_heap *h, size_t size)
+static HAK_NOINLINE void *malloc_large(size_t size)
 {
-	void *p;
-	if (size <= HAK_SMALL_MAX) {
-		hak__init();
-		p = hak__heap_alloc_slow(h, hak__class_of(size));
-		if (!p)
-			errno = ENOMEM;
-	} else {
-		hak__init();
-		p = hak__large_alloc(size, HAK_MIN_ALIGN, false);
-	}
+	hak__init();
+	void *p = hak__large_alloc(size, HAK_MIN_ALIGN, false);
 	hak__background_poll();
-	if (!hak__opt.background)
-		hak__purge_inline();
 	return p;
 }
 
@@ -57,8 +47,12 @@ void *hak__malloc(size_t size)
 			HAK_STAT_ADD(h->st->allocs[c], 1);
 			return b;
 		}
+		b = hak__heap_alloc_slow(h, c);
+		if (unlikely(!b))
+			errno = ENOMEM;
+		return b;
 	}
-	return malloc_generic(h, size);
+	return malloc_large(size);
 }
 
 /* free --------------------------------------------------------------------- */
@@ -76,9 +70,9 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
 	hak__background_poll();
 }
 
-static HAK_NOINLINE void free_emptied(struct hak_heap *h, struct hak_page *pg)
+static HAK_NOINLINE void free_transition(struct hak_heap *h, struct hak_page *pg)
 {
-	hak__heap_page_emptied(h, pg);
+	hak__heap_free_transition(h, pg);
 	hak__background_poll();
 }
 
@@ -101,8 +95,9 @@ void hak__free(void *p)
 			b->next = pg->free;
 			pg->free = b;
 			HAK_STAT_ADD(h->st->frees[pg->class_idx], 1);
-			if (unlikely(--pg->used == 0))
-				free_emptied(h, pg);
+			uint32_t used = --pg->used;
+			if (unlikely(used == 0 || pg->in_list == HAK_LIST_FULL))
+				free_transition(h, pg);
 			if (unlikely(--h->drain_tick == 0))
 				hak__heap_drain_tick(h);
 			return;

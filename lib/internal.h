@@ -59,6 +59,11 @@ struct hak_block {
 #define HAK_OWNER_POOL ((uintptr_t)4)
 #define HAK_OWNER_FREE ((uintptr_t)8)
 
+/* Lists of held pages (struct hak_page.in_list). */
+#define HAK_LIST_NONE 0    /* active page, floating, or in no list */
+#define HAK_LIST_PARTIAL 1 /* held, has free or uncarved blocks */
+#define HAK_LIST_FULL 2    /* held, no free block: floated in batches later */
+
 /* A 64 KiB page's descriptor, out of band in its arena's metadata page so
  * that the whole 64 KiB holds blocks.
  *
@@ -80,7 +85,7 @@ struct hak_page {
 	uint32_t carved;          /* blocks carved so far (lazy carving) */
 	uint32_t block_size;
 	uint8_t class_idx;
-	uint8_t in_list;          /* on the holder's partial list */
+	uint8_t in_list;          /* HAK_LIST_*: which of the holder's lists */
 	uint8_t purged;           /* memory was returned to the OS */
 	uint8_t fresh;            /* memory never written since mapped/purged */
 	uint32_t recip;           /* ceil(2^32 / block_size): offset -> index */
@@ -94,6 +99,7 @@ struct hak_page {
 	_Atomic uint32_t in_pending;
 	uint32_t pad1;
 	_Atomic uint64_t last_transfer_ns; /* lease: time of last ownership change */
+	_Atomic uint32_t float_gen; /* owner heap's generation when it floated the page */
 };
 
 struct hak_arena {
@@ -121,9 +127,11 @@ struct hak_heap {
 	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
 	uint32_t rr_cursor;       /* roundrobin position (class * heaps) */
 	struct hak_page *partial[HAK_NUM_CLASSES]; /* held pages with free blocks */
+	struct hak_page *full[HAK_NUM_CLASSES];    /* held pages without */
 	struct hak_heap *next_heap;  /* registry (never unlinked) */
 	struct hak_heap *next_free;  /* recycled heaps */
 	_Atomic uint32_t alive;   /* 1 while a thread owns this heap */
+	_Atomic uint32_t gen;     /* bumped when a thread gives the heap up */
 	uint32_t index;           /* registry position; stats slot */
 	pid_t tid;
 	struct hak_seg_slot own_stats; /* used when not published */
@@ -158,13 +166,16 @@ HAK_HIDDEN const char *hak__strategy_name(int s);
 /* sizeclass.c ---------------------------------------------------------- */
 HAK_HIDDEN extern const uint32_t hak__class_size[HAK_NUM_CLASSES];
 HAK_HIDDEN extern const uint8_t hak__class_small[(1024 >> 4) + 1];
+HAK_HIDDEN extern const uint8_t hak__class_mid[(HAK_SMALL_MAX >> 7) + 1];
 HAK_HIDDEN unsigned hak__class_of_large(size_t size);
 
+/* The class of size (<= HAK_SMALL_MAX): two table lookups, no branch on
+ * the size beyond the first. */
 static inline unsigned hak__class_of(size_t size)
 {
 	if (likely(size <= 1024))
 		return hak__class_small[(size + 15) >> 4];
-	return hak__class_of_large(size);
+	return hak__class_mid[(size + 127) >> 7];
 }
 
 /* os.c ------------------------------------------------------------------ */
@@ -238,6 +249,7 @@ HAK_HIDDEN void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls);
 HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
 				    struct hak_block *b);
 HAK_HIDDEN void hak__heap_page_emptied(struct hak_heap *h, struct hak_page *pg);
+HAK_HIDDEN void hak__heap_free_transition(struct hak_heap *h, struct hak_page *pg);
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
 HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);
