@@ -245,7 +245,11 @@ double report_median(double *v, size_t n)
 void report_compare_text(FILE *f, const struct alloc_summary *s, size_t n, const char *baseline,
 			 bool latency)
 {
-	fprintf(f, "%-12s %4s %14s %25s %7s %12s %7s", "allocator", "runs", "median ops/s",
+	int w = 10; /* width of the name column */
+	for (size_t i = 0; i < n; i++)
+		if ((int)strlen(s[i].name) > w)
+			w = (int)strlen(s[i].name);
+	fprintf(f, "%-*s %4s %14s %25s %7s %12s %7s", w, "allocator", "runs", "median ops/s",
 		"min..max ops/s", "ratio", "peak RSS KiB", "reuse%");
 	if (latency)
 		fprintf(f, " %10s %10s %10s %10s", "malloc p50", "p99", "free p50", "p99");
@@ -255,7 +259,7 @@ void report_compare_text(FILE *f, const struct alloc_summary *s, size_t n, const
 		char runs[32], range[64], ratio[16], rss[32], reuse[16];
 		snprintf(runs, sizeof runs, "%zu", a->runs - a->failed);
 		if (!a->median_run) {
-			fprintf(f, "%-12s %4s %14s %25s %7s %12s %7s  (all %zu runs failed)\n", a->name,
+			fprintf(f, "%-*s %4s %14s %25s %7s %12s %7s  (all %zu runs failed)\n", w, a->name,
 				runs, "-", "-", "-", "-", "-", a->runs);
 			continue;
 		}
@@ -273,7 +277,7 @@ void report_compare_text(FILE *f, const struct alloc_summary *s, size_t n, const
 			snprintf(reuse, sizeof reuse, "%.1f", m->ctr.page_reuse_pct);
 		else
 			snprintf(reuse, sizeof reuse, "n/a");
-		fprintf(f, "%-12s %4s %14.0f %25s %7s %12s %7s", a->name, runs, a->median, range,
+		fprintf(f, "%-*s %4s %14.0f %25s %7s %12s %7s", w, a->name, runs, a->median, range,
 			ratio, rss, reuse);
 		if (latency && m->has_latency)
 			fprintf(f, " %10.0f %10.0f %10.0f %10.0f", m->lat_malloc.p50, m->lat_malloc.p99,
@@ -282,7 +286,7 @@ void report_compare_text(FILE *f, const struct alloc_summary *s, size_t n, const
 			fprintf(f, "  (%zu of %zu runs failed)", a->failed, a->runs);
 		fputc('\n', f);
 	}
-	fprintf(f, "ratio: median ops/s / median of %s; peak RSS, reuse%%%s: of the median run\n",
+	fprintf(f, "runs: successful runs; ratio: median ops/s / median of %s; peak RSS, reuse%%%s: of the median run\n",
 		baseline, latency ? " and latency (ns)" : "");
 }
 
