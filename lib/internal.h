@@ -139,7 +139,8 @@ struct hak_heap {
 	uint32_t rr_cursor;       /* roundrobin position (class * heaps) */
 	uint32_t refills;         /* slow-path refills so far: the age of full pages */
 	struct hak_page *partial[HAK_NUM_CLASSES]; /* held pages with free blocks */
-	struct hak_page *full[HAK_NUM_CLASSES];    /* held pages without */
+	struct hak_page *full[HAK_NUM_CLASSES];    /* held pages without: newest */
+	struct hak_page *full_tail[HAK_NUM_CLASSES]; /* ... and oldest */
 	struct hak_heap *next_heap;  /* registry (never unlinked) */
 	struct hak_heap *next_free;  /* recycled heaps */
 	_Atomic uint32_t alive;   /* 1 while a thread owns this heap */
