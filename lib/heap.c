@@ -53,6 +53,7 @@ static void heap_setup(struct hak_heap *h)
 		h->full[c] = h->full_tail[c] = NULL;
 		h->tc_count[c] = 0;
 	}
+	h->tc_bytes = 0;
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->tid, (uint64_t)h->tid,
@@ -552,6 +553,21 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 	for (unsigned i = 0; i < keep; i++)
 		h->tc[cls][i] = h->tc[cls][out + i];
 	h->tc_count[cls] = (uint16_t)keep;
+	h->tc_bytes -= (size_t)out * hak__class_size[cls];
+}
+
+/* The cache of cls is full, or adding add bytes would pass the budget:
+ * halve cls, then, while still over budget, halve every class. */
+void hak__heap_tc_overflow(struct hak_heap *h, unsigned cls, size_t add)
+{
+	if (h->tc_count[cls] >= hak__tc_cap[cls])
+		hak__heap_tc_flush(h, cls, h->tc_count[cls] / 2);
+	for (unsigned c = 0; c < HAK_NUM_CLASSES && h->tc_bytes + add > HAK_TC_BUDGET; c++)
+		hak__heap_tc_flush(h, (cls + c) % HAK_NUM_CLASSES, h->tc_count[(cls + c) % HAK_NUM_CLASSES] / 2);
+	while (h->tc_bytes + add > HAK_TC_BUDGET) { /* halving left odd blocks */
+		for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+			hak__heap_tc_flush(h, c, 0);
+	}
 }
 
 /* A free into a page h has just taken over (in no list, not active). */
@@ -735,8 +751,12 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 	}
 	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
 			      memory_order_relaxed);
+	/* Not queued: the thread that frees into it next claims it (adopt), and
+	 * a remote free queues it as for any floating page.  Queuing it now
+	 * would hand it to whichever thread allocates first, and the frees of
+	 * the thread that inherited its blocks would all become remote. */
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
-	if (page_has_free(pg) || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
+	if (atomic_load_explicit(&pg->remote, memory_order_seq_cst))
 		pending_enqueue(h, pg, pg->class_idx);
 }
 
