@@ -7,6 +7,8 @@ CHILD=${STAT_CHILD:-./stat-child}
 SHM=/dev/shm
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/test-stat.XXXXXX") || exit 99
 failures=0
+TIMEOUT=
+command -v timeout >/dev/null 2>&1 && TIMEOUT="timeout 20"
 CHILD_PID=
 HELPERS=
 
@@ -114,7 +116,8 @@ start_helper() {
 expect_error() {
 	desc=$1 want=$2 pat=$3
 	shift 3
-	"$STAT" "$@" >"$TMP/out" 2>"$TMP/err"
+	# a bound on the run: a planted FIFO, say, must not hang the test
+	$TIMEOUT "$STAT" "$@" >"$TMP/out" 2>"$TMP/err"
 	rc=$?
 	lines=$(wc -l <"$TMP/err")
 	if [ "$rc" -ne "$want" ]; then
