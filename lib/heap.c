@@ -50,7 +50,8 @@ static void heap_setup(struct hak_heap *h)
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		h->active[c] = &hak__empty_page;
 		h->partial[c] = NULL;
-		h->full[c] = NULL;
+		h->full[c] = h->full_tail[c] = NULL;
+		h->tc_count[c] = 0;
 	}
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
@@ -174,11 +175,14 @@ static struct hak_page **list_head(struct hak_heap *h, struct hak_page *pg)
 static void list_push(struct hak_heap *h, struct hak_page *pg, uint8_t which)
 {
 	pg->in_list = which;
+	pg->full_tick = h->refills;
 	struct hak_page **head = list_head(h, pg);
 	pg->prev = NULL;
 	pg->next = *head;
 	if (pg->next)
 		pg->next->prev = pg;
+	else if (which == HAK_LIST_FULL)
+		h->full_tail[pg->class_idx] = pg;
 	*head = pg;
 }
 
@@ -192,6 +196,8 @@ static void list_unlink(struct hak_heap *h, struct hak_page *pg)
 		*list_head(h, pg) = pg->next;
 	if (pg->next)
 		pg->next->prev = pg->prev;
+	else if (pg->in_list == HAK_LIST_FULL)
+		h->full_tail[pg->class_idx] = pg->prev;
 	pg->next = pg->prev = NULL;
 	pg->in_list = HAK_LIST_NONE;
 }
@@ -258,13 +264,18 @@ static void page_activate(struct hak_heap *h, struct hak_page *pg)
 		list_push(h, old, page_has_free(old) ? HAK_LIST_PARTIAL : HAK_LIST_FULL);
 }
 
-/* Float every full page of class c: done when h has to look beyond its own
- * pages, so that a thread that stops allocating leaves its full pages where
- * other threads can adopt them once blocks are freed in them. */
+/* Full pages younger than this many refills stay held: a busy thread frees
+ * into its recent pages soon, and reclaiming a floated page costs a CAS. */
+#define HAK_FLOAT_AGE 32u
+
+/* Float the full pages of class c that have been full for a while.  Done
+ * when h grows (asks the pool or the OS for a page), so that pages of a
+ * thread that stops allocating become adoptable once blocks are freed in
+ * them.  Oldest first, from the tail. */
 static void float_full(struct hak_heap *h, unsigned c)
 {
 	struct hak_page *pg;
-	while ((pg = h->full[c])) {
+	while ((pg = h->full_tail[c]) && h->refills - pg->full_tick >= HAK_FLOAT_AGE) {
 		list_unlink(h, pg);
 		if (!page_float(h, pg))
 			page_file(h, pg);
@@ -341,10 +352,11 @@ static bool take_pending_from(struct hak_heap *h, struct hak_heap *src, unsigned
 			continue;
 		}
 		struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-		bool transfer = from != h;
+		bool gone = owner_gone(pg, o);
+		bool transfer = from != h || gone;
 		bool refuse = (o & HAK_OWNER_BUSY) ||
 			      (transfer && hak__opt.strategy != HAK_DRAIN_ADOPT);
-		if (!refuse && transfer && hak__opt.lease_us && !owner_gone(pg, o)) {
+		if (!refuse && transfer && hak__opt.lease_us && !gone) {
 			if (!now)
 				now = hak__now_ns();
 			if (!lease_allows(pg, now)) {
@@ -383,16 +395,18 @@ static bool find_pending(struct hak_heap *h, unsigned cls)
 	unsigned budget = hak__opt.scan_budget;
 	if (take_pending_from(h, h, cls, &budget))
 		return true;
-	float_full(h, cls);
-	if (h->partial[cls]) { /* a full page took remote frees while floating */
-		page_activate(h, h->partial[cls]);
-		return true;
-	}
 	if (hak__opt.strategy != HAK_DRAIN_ADOPT)
 		return false;
-	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o))
+	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o)) {
+		/* a queue whose head is held by its owner is the owner's to drain */
+		struct hak_page *head = atomic_load_explicit(&o->pending[cls].head,
+							     memory_order_relaxed);
+		if (!head || !(atomic_load_explicit(&head->owner, memory_order_relaxed) &
+			       HAK_OWNER_FLOAT))
+			continue;
 		if (take_pending_from(h, o, cls, &budget))
 			return true;
+	}
 	return false;
 }
 
@@ -417,6 +431,7 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 		if (!h)
 			return NULL;
 	}
+	h->refills++;
 	if (!hak__opt.mf2 && hak__class_size[cls] >= HAK_POOL_MIN_CLASS_SIZE)
 		return hak__pool_alloc(cls, h->st);
 
@@ -433,7 +448,12 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 	/* pages with remote frees: ours, then (adopt) anybody's */
 	if (find_pending(h, cls))
 		return take_block(h, h->active[cls], cls);
-	/* a page from the free pool, or from the OS */
+	/* growing: let our old full pages go, then a page from the pool or OS */
+	float_full(h, cls);
+	if ((pg = h->partial[cls])) { /* a full page took remote frees meanwhile */
+		page_activate(h, pg);
+		return take_block(h, pg, cls);
+	}
 	pg = hak__page_alloc(h->st);
 	if (!pg)
 		return NULL;
@@ -463,10 +483,13 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 			/* old has no free block: it was just exhausted */
 			struct hak_page *f = h->full[cls];
 			old->in_list = HAK_LIST_FULL;
+			old->full_tick = h->refills;
 			old->prev = NULL;
 			old->next = f;
 			if (f)
 				f->prev = old;
+			else
+				h->full_tail[cls] = old;
 			h->full[cls] = old;
 		}
 		if (unlikely(!pg->free))
@@ -502,6 +525,35 @@ void hak__heap_free_transition(struct hak_heap *h, struct hak_page *pg)
 	}
 }
 
+/* Return the oldest cached blocks of class cls to their pages, keeping the
+ * newest keep.  Blocks whose page h no longer holds (floated, adopted) take
+ * the ordinary free path for a page held by someone else. */
+void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
+{
+	unsigned n = h->tc_count[cls];
+	if (keep >= n)
+		return;
+	unsigned out = n - keep;
+	for (unsigned i = 0; i < out; i++) {
+		struct hak_block *b = h->tc[cls][i];
+		struct hak_page *pg = hak__page_of(b);
+		if (atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h) {
+			b->next = pg->free;
+			pg->free = b;
+			if (--pg->used == 0 || pg->in_list == HAK_LIST_FULL)
+				hak__heap_free_transition(h, pg);
+		} else {
+			/* counted as freed when it entered the cache */
+			HAK_STAT_ADD(h->st->frees[cls], (uint64_t)-1);
+			b->marker = 0;
+			hak__heap_free_slow(h, pg, b);
+		}
+	}
+	for (unsigned i = 0; i < keep; i++)
+		h->tc[cls][i] = h->tc[cls][out + i];
+	h->tc_count[cls] = (uint16_t)keep;
+}
+
 /* A free into a page h has just taken over (in no list, not active). */
 static void local_free(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
 {
@@ -533,10 +585,11 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	if ((o & HAK_OWNER_FLAGS) == HAK_OWNER_FLOAT) {
 		struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
 		/* Our own floating page: reclaim it, its later frees are local.
-		 * An exited thread's page: claim it on the spot (adopt only). */
-		bool claim = from != h && hak__opt.strategy == HAK_DRAIN_ADOPT &&
-			     owner_gone(pg, o);
-		if ((from == h || claim) && page_take(h, pg, o)) {
+		 * A page of an exited thread (even one whose heap we recycled):
+		 * claim it on the spot (adopt only). */
+		bool gone = owner_gone(pg, o);
+		bool claim = gone && hak__opt.strategy == HAK_DRAIN_ADOPT;
+		if (((from == h && !gone) || claim) && page_take(h, pg, o)) {
 			if (claim) {
 				atomic_store_explicit(&pg->last_transfer_ns, hak__now_ns(),
 						      memory_order_relaxed);
@@ -689,6 +742,8 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 
 void hak__heap_abandon(struct hak_heap *h)
 {
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+		hak__heap_tc_flush(h, c, 0);
 	atomic_store_explicit(&h->alive, 0, memory_order_seq_cst);
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		struct hak_page *pg = h->active[c], *next;
@@ -696,7 +751,7 @@ void hak__heap_abandon(struct hak_heap *h)
 		if (pg != &hak__empty_page)
 			abandon_page(h, pg);
 		struct hak_page *lists[2] = {h->partial[c], h->full[c]};
-		h->partial[c] = h->full[c] = NULL;
+		h->partial[c] = h->full[c] = h->full_tail[c] = NULL;
 		for (unsigned l = 0; l < 2; l++)
 			for (pg = lists[l]; pg; pg = next) {
 				next = pg->next;
