@@ -29,6 +29,12 @@ expect_error "--watch and --list" 2 "cannot be combined" -w 1 --list
 expect_error "--prune and --json" 2 "no JSON" --prune --json
 expect_error "--prune with a bad pid" 2 "bad pid" --prune 1x
 
+# --help and --version work and exit 0.
+"$STAT" --help >"$TMP/out" 2>&1 && grep -q -- "--watch=SECONDS" "$TMP/out" &&
+	pass "--help" || fail "--help: $(cat "$TMP/out")"
+"$STAT" --version >"$TMP/out" 2>&1 && grep -q "^hakmem-stat (hakmem) [0-9]" "$TMP/out" &&
+	pass "--version: $(cat "$TMP/out")" || fail "--version: $(cat "$TMP/out")"
+
 # Processes without a segment.
 sleep 0 &
 DEAD=$!

@@ -91,7 +91,7 @@ int main(int argc, const char **argv)
 		{"watch", 'w', POPT_ARG_STRING, &watch_arg, OPT_WATCH,
 		 "refresh every SECONDS until the process exits or Ctrl-C", "SECONDS"},
 		{"count", 'c', POPT_ARG_STRING, &count_arg, OPT_COUNT,
-		 "with --watch: stop after N samples (implies --watch 1)", "N"},
+		 "stop after N samples (implies --watch 1)", "N"},
 		{"json", 'j', POPT_ARG_NONE, NULL, OPT_JSON,
 		 "print JSON (one object per line when watching)", NULL},
 		{"list", 'l', POPT_ARG_NONE, NULL, OPT_LIST,
