@@ -139,6 +139,8 @@ int main(int argc, const char **argv)
 	if (rc < -1)
 		usage_error(pc, "%s: %s", poptBadOption(pc, POPT_BADOPTION_NOALIAS),
 			    poptStrerror(rc));
+	free(watch_arg); /* parsed: popt's copies are no longer needed */
+	free(count_arg);
 
 	const char *arg;
 	size_t nargs = 0;
