@@ -42,6 +42,21 @@ static int process_exists(pid_t pid)
 	return kill(pid, 0) == 0 || errno != ESRCH;
 }
 
+/* A zombie still answers kill(pid, 0): it has exited all the same. */
+static bool is_zombie(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *paren = strrchr(buf, ')'); /* the command may hold ')' */
+	return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 int proc_maps_object(pid_t pid, dev_t dev, ino_t ino)
 {
 	char path[64], line[512];
@@ -97,6 +112,11 @@ static enum seg_status read_once(pid_t pid, struct hak_seg_header *snap, char *m
 		if (e == ENOENT) {
 			if (!process_exists(pid)) {
 				snprintf(msg, cap, "no such process %ld", (long)pid);
+				return SEG_NO_PROCESS;
+			}
+			if (is_zombie(pid)) {
+				snprintf(msg, cap, "process %ld has exited (not yet reaped)",
+					 (long)pid);
 				return SEG_NO_PROCESS;
 			}
 			snprintf(msg, cap,
