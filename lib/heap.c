@@ -740,6 +740,21 @@ void hak__sweep_pending(void)
 
 /* Give up every page h holds: empty ones to the pool, the rest float,
  * queued when they have free blocks so that other threads find them. */
+/* A heap without a slot in the segment hands its counters to the shared
+ * overflow slot when its thread exits. */
+static void fold_overflow(struct hak_heap *h)
+{
+	uint64_t *from = (uint64_t *)&h->own_stats;
+	uint64_t *to = (uint64_t *)&hak__seg->global.overflow;
+	size_t first = offsetof(struct hak_seg_slot, allocs) / sizeof(uint64_t);
+	for (size_t i = first; i < sizeof h->own_stats / sizeof(uint64_t); i++) {
+		uint64_t v = atomic_exchange_explicit((_Atomic uint64_t *)&from[i], 0,
+						      memory_order_relaxed);
+		if (v)
+			HAK_GSTAT_ADD(to[i], v);
+	}
+}
+
 static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 {
 	pg->next = pg->prev = NULL;
@@ -781,6 +796,8 @@ void hak__heap_abandon(struct hak_heap *h)
 	atomic_store_explicit(&h->gen, atomic_load_explicit(&h->gen, memory_order_relaxed) + 1,
 			      memory_order_release);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->state, 2, memory_order_release);
+	if (h->st == &h->own_stats)
+		fold_overflow(h);
 	HAK_GSTAT_SUB(hak__seg->global.threads, 1);
 	hak__tl_heap = &hak__empty_heap;
 	hak__spin_lock(&heaps_lock);
