@@ -123,17 +123,15 @@ static void pending_link(struct hak_pending *q, struct hak_page *pg)
 
 /* Queue pg on heap h's pending queue for its class unless it is queued
  * somewhere already.  Returns true if this call linked it. */
-static bool pending_enqueue(struct hak_heap *h, struct hak_page *pg, unsigned cls)
+static bool pending_enqueue(struct hak_heap *h, struct hak_page *pg, unsigned cls,
+			    struct hak_seg_slot *st)
 {
 	if (atomic_exchange_explicit(&pg->in_pending, 1, memory_order_acq_rel))
 		return false;
 	pending_link(&h->pending[cls], pg);
+	if (st) /* a first enqueue, not a page put back by a consumer */
+		HAK_STAT_ADD(st->pending_enqueued, 1);
 	return true;
-}
-
-void hak__pending_push(struct hak_heap *h, struct hak_page *pg)
-{
-	pending_enqueue(h, pg, pg->class_idx);
 }
 
 /* Pop one page (consumers serialised by the queue's try-lock: no ABA). */
@@ -162,7 +160,7 @@ static void pending_requeue(struct hak_page *pg)
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 	if (o == HAK_OWNER_FREE || o == HAK_OWNER_POOL || o == 0)
 		return;
-	pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx);
+	pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx, NULL);
 }
 
 /* Holding pages ---------------------------------------------------------- */
@@ -624,8 +622,7 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	/* 0 -> 1: queue the page on its owner's pending queue if it floats */
 	o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 	if (o & HAK_OWNER_FLOAT) {
-		if (pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx))
-			HAK_STAT_ADD(h->st->pending_enqueued, 1);
+		pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx, h->st);
 	}
 }
 
@@ -766,13 +763,12 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 	}
 	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
 			      memory_order_relaxed);
-	/* Not queued: the thread that frees into it next claims it (adopt), and
-	 * a remote free queues it as for any floating page.  Queuing it now
-	 * would hand it to whichever thread allocates first, and the frees of
-	 * the thread that inherited its blocks would all become remote. */
+	/* Queued if it has free blocks, so that the next thread that needs a
+	 * page of its class adopts it warm instead of mapping a cold one; the
+	 * rest wait for the thread that frees into them to claim them. */
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
-	if (atomic_load_explicit(&pg->remote, memory_order_seq_cst))
-		pending_enqueue(h, pg, pg->class_idx);
+	if (page_has_free(pg) || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
+		pending_enqueue(h, pg, pg->class_idx, h->st);
 }
 
 void hak__heap_abandon(struct hak_heap *h)
