@@ -18,6 +18,7 @@
 #include "config.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <string.h>
 
 struct hak_heap hak__empty_heap = {
@@ -496,6 +497,8 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 		return take_block(h, pg, cls);
 	}
 	void *p = alloc_refill(h, cls);
+	if (unlikely(!p))
+		errno = ENOMEM;
 	hak__background_poll();
 	if (!hak__opt.background)
 		hak__purge_inline();
