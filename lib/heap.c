@@ -563,11 +563,10 @@ void hak__heap_tc_overflow(struct hak_heap *h, unsigned cls, size_t add)
 {
 	if (h->tc_count[cls] >= hak__tc_cap[cls])
 		hak__heap_tc_flush(h, cls, h->tc_count[cls] / 2);
-	for (unsigned c = 0; c < HAK_NUM_CLASSES && h->tc_bytes + add > HAK_TC_BUDGET; c++)
-		hak__heap_tc_flush(h, (cls + c) % HAK_NUM_CLASSES, h->tc_count[(cls + c) % HAK_NUM_CLASSES] / 2);
-	while (h->tc_bytes + add > HAK_TC_BUDGET) { /* halving left odd blocks */
-		for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-			hak__heap_tc_flush(h, c, 0);
+	/* over budget: halve the other classes in turn, the oldest blocks first */
+	for (unsigned i = 0; i < 2 * HAK_NUM_CLASSES && h->tc_bytes + add > HAK_TC_BUDGET; i++) {
+		unsigned c = h->tc_victim++ % HAK_NUM_CLASSES;
+		hak__heap_tc_flush(h, c, i < HAK_NUM_CLASSES ? h->tc_count[c] / 2 : 0);
 	}
 }
 
