@@ -404,7 +404,7 @@ static bool find_pending(struct hak_heap *h, unsigned cls)
 	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o)) {
 		/* a queue whose head is held by its owner is the owner's to drain */
 		struct hak_page *head = atomic_load_explicit(&o->pending[cls].head,
-							     memory_order_relaxed);
+							     memory_order_acquire);
 		if (!head || !(atomic_load_explicit(&head->owner, memory_order_relaxed) &
 			       HAK_OWNER_FLOAT))
 			continue;
