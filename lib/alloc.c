@@ -38,8 +38,17 @@ void *hak__malloc(size_t size)
 	struct hak_heap *h = hak__tl_heap;
 	if (likely(size <= HAK_SMALL_MAX)) {
 		unsigned c = hak__class_of(size);
+		struct hak_block *b;
+		unsigned n = h->tc_count[c];
+		if (likely(n)) {
+			b = h->tc[c][--n];
+			h->tc_count[c] = (uint16_t)n;
+			b->marker = 0;
+			HAK_STAT_ADD(h->st->allocs[c], 1);
+			return b;
+		}
 		struct hak_page *pg = h->active[c];
-		struct hak_block *b = pg->free;
+		b = pg->free;
 		if (likely(b)) {
 			pg->free = b->next;
 			pg->used++;
@@ -70,9 +79,9 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
 	hak__background_poll();
 }
 
-static HAK_NOINLINE void free_transition(struct hak_heap *h, struct hak_page *pg)
+static HAK_NOINLINE void tc_flush(struct hak_heap *h, unsigned c)
 {
-	hak__heap_free_transition(h, pg);
+	hak__heap_tc_flush(h, c, hak__tc_cap[c] / 2);
 	hak__background_poll();
 }
 
@@ -92,12 +101,15 @@ void hak__free(void *p)
 				     b->marker == hak__free_marker(b)))
 				hak__block_check(pg, p); /* reports and aborts */
 			b->marker = hak__free_marker(b);
-			b->next = pg->free;
-			pg->free = b;
-			HAK_STAT_ADD(h->st->frees[pg->class_idx], 1);
-			uint32_t used = --pg->used;
-			if (unlikely(used == 0 || pg->in_list == HAK_LIST_FULL))
-				free_transition(h, pg);
+			unsigned c = pg->class_idx;
+			unsigned n = h->tc_count[c];
+			HAK_STAT_ADD(h->st->frees[c], 1);
+			if (unlikely(n >= hak__tc_cap[c])) {
+				tc_flush(h, c);
+				n = h->tc_count[c];
+			}
+			h->tc[c][n] = b;
+			h->tc_count[c] = (uint16_t)(n + 1);
 			if (unlikely(--h->drain_tick == 0))
 				hak__heap_drain_tick(h);
 			return;

@@ -51,6 +51,7 @@ static void heap_setup(struct hak_heap *h)
 		h->active[c] = &hak__empty_page;
 		h->partial[c] = NULL;
 		h->full[c] = NULL;
+		h->tc_count[c] = 0;
 	}
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
@@ -174,6 +175,7 @@ static struct hak_page **list_head(struct hak_heap *h, struct hak_page *pg)
 static void list_push(struct hak_heap *h, struct hak_page *pg, uint8_t which)
 {
 	pg->in_list = which;
+	pg->full_tick = h->refills;
 	struct hak_page **head = list_head(h, pg);
 	pg->prev = NULL;
 	pg->next = *head;
@@ -258,16 +260,32 @@ static void page_activate(struct hak_heap *h, struct hak_page *pg)
 		list_push(h, old, page_has_free(old) ? HAK_LIST_PARTIAL : HAK_LIST_FULL);
 }
 
-/* Float every full page of class c: done when h has to look beyond its own
- * pages, so that a thread that stops allocating leaves its full pages where
- * other threads can adopt them once blocks are freed in them. */
+/* Full pages younger than this many refills stay held: a busy thread frees
+ * into its recent pages soon, and reclaiming a floated page costs a CAS. */
+#define HAK_FLOAT_AGE 32u
+
+/* Float the full pages of class c that have been full for a while.  Done
+ * when h grows (asks the pool or the OS for a page), so that pages of a
+ * thread that stops allocating become adoptable once blocks are freed in
+ * them.  The list is newest first: cut it at the first old page. */
 static void float_full(struct hak_heap *h, unsigned c)
 {
-	struct hak_page *pg;
-	while ((pg = h->full[c])) {
-		list_unlink(h, pg);
+	struct hak_page *pg = h->full[c];
+	while (pg && h->refills - pg->full_tick < HAK_FLOAT_AGE)
+		pg = pg->next;
+	if (!pg)
+		return;
+	if (pg->prev)
+		pg->prev->next = NULL;
+	else
+		h->full[c] = NULL;
+	while (pg) {
+		struct hak_page *next = pg->next;
+		pg->next = pg->prev = NULL;
+		pg->in_list = HAK_LIST_NONE;
 		if (!page_float(h, pg))
 			page_file(h, pg);
+		pg = next;
 	}
 }
 
@@ -383,16 +401,18 @@ static bool find_pending(struct hak_heap *h, unsigned cls)
 	unsigned budget = hak__opt.scan_budget;
 	if (take_pending_from(h, h, cls, &budget))
 		return true;
-	float_full(h, cls);
-	if (h->partial[cls]) { /* a full page took remote frees while floating */
-		page_activate(h, h->partial[cls]);
-		return true;
-	}
 	if (hak__opt.strategy != HAK_DRAIN_ADOPT)
 		return false;
-	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o))
+	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o)) {
+		/* a queue whose head is held by its owner is the owner's to drain */
+		struct hak_page *head = atomic_load_explicit(&o->pending[cls].head,
+							     memory_order_relaxed);
+		if (!head || !(atomic_load_explicit(&head->owner, memory_order_relaxed) &
+			       HAK_OWNER_FLOAT))
+			continue;
 		if (take_pending_from(h, o, cls, &budget))
 			return true;
+	}
 	return false;
 }
 
@@ -417,6 +437,7 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 		if (!h)
 			return NULL;
 	}
+	h->refills++;
 	if (!hak__opt.mf2 && hak__class_size[cls] >= HAK_POOL_MIN_CLASS_SIZE)
 		return hak__pool_alloc(cls, h->st);
 
@@ -433,7 +454,12 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 	/* pages with remote frees: ours, then (adopt) anybody's */
 	if (find_pending(h, cls))
 		return take_block(h, h->active[cls], cls);
-	/* a page from the free pool, or from the OS */
+	/* growing: let our old full pages go, then a page from the pool or OS */
+	float_full(h, cls);
+	if ((pg = h->partial[cls])) { /* a full page took remote frees meanwhile */
+		page_activate(h, pg);
+		return take_block(h, pg, cls);
+	}
 	pg = hak__page_alloc(h->st);
 	if (!pg)
 		return NULL;
@@ -463,6 +489,7 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 			/* old has no free block: it was just exhausted */
 			struct hak_page *f = h->full[cls];
 			old->in_list = HAK_LIST_FULL;
+			old->full_tick = h->refills;
 			old->prev = NULL;
 			old->next = f;
 			if (f)
@@ -500,6 +527,35 @@ void hak__heap_free_transition(struct hak_heap *h, struct hak_page *pg)
 		list_unlink(h, pg);
 		list_push(h, pg, HAK_LIST_PARTIAL);
 	}
+}
+
+/* Return the oldest cached blocks of class cls to their pages, keeping the
+ * newest keep.  Blocks whose page h no longer holds (floated, adopted) take
+ * the ordinary free path for a page held by someone else. */
+void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
+{
+	unsigned n = h->tc_count[cls];
+	if (keep >= n)
+		return;
+	unsigned out = n - keep;
+	for (unsigned i = 0; i < out; i++) {
+		struct hak_block *b = h->tc[cls][i];
+		struct hak_page *pg = hak__page_of(b);
+		if (atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h) {
+			b->next = pg->free;
+			pg->free = b;
+			if (--pg->used == 0 || pg->in_list == HAK_LIST_FULL)
+				hak__heap_free_transition(h, pg);
+		} else {
+			/* counted as freed when it entered the cache */
+			HAK_STAT_ADD(h->st->frees[cls], (uint64_t)-1);
+			b->marker = 0;
+			hak__heap_free_slow(h, pg, b);
+		}
+	}
+	for (unsigned i = 0; i < keep; i++)
+		h->tc[cls][i] = h->tc[cls][out + i];
+	h->tc_count[cls] = (uint16_t)keep;
 }
 
 /* A free into a page h has just taken over (in no list, not active). */
@@ -689,6 +745,8 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 
 void hak__heap_abandon(struct hak_heap *h)
 {
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+		hak__heap_tc_flush(h, c, 0);
 	atomic_store_explicit(&h->alive, 0, memory_order_seq_cst);
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		struct hak_page *pg = h->active[c], *next;

@@ -89,6 +89,8 @@ struct hak_page {
 	uint8_t purged;           /* memory was returned to the OS */
 	uint8_t fresh;            /* memory never written since mapped/purged */
 	uint32_t recip;           /* ceil(2^32 / block_size): offset -> index */
+	uint32_t full_tick;       /* holder's refill count when it became full */
+	uint32_t pad0;
 	struct hak_page *next, *prev; /* holder's partial list / free pool */
 	uint64_t freed_ns;        /* when it entered the free pool */
 	char *start;              /* first byte of the page */
@@ -119,13 +121,23 @@ struct hak_pending {
 	uint32_t pad;
 };
 
-/* Per-thread heap.  Only its thread touches active[] and partial[]; other
- * threads only push onto pending[]. */
+/* Local block cache: the last blocks a thread freed into pages it holds,
+ * handed out again first.  It batches the page-list transitions that a
+ * free-one/allocate-one pattern would otherwise pay per call.  A cached
+ * block still counts in its page's used (it is not on any page list) and
+ * carries the free marker, so a double free is still caught. */
+#define HAK_TC_MAX 64
+HAK_HIDDEN extern const uint8_t hak__tc_cap[HAK_NUM_CLASSES];
+
+/* Per-thread heap.  Only its thread touches active[], the lists and the
+ * cache; other threads only push onto pending[]. */
 struct hak_heap {
+	uint16_t tc_count[HAK_NUM_CLASSES];
 	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
 	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
 	uint32_t rr_cursor;       /* roundrobin position (class * heaps) */
+	uint32_t refills;         /* slow-path refills so far: the age of full pages */
 	struct hak_page *partial[HAK_NUM_CLASSES]; /* held pages with free blocks */
 	struct hak_page *full[HAK_NUM_CLASSES];    /* held pages without */
 	struct hak_heap *next_heap;  /* registry (never unlinked) */
@@ -136,6 +148,7 @@ struct hak_heap {
 	pid_t tid;
 	struct hak_seg_slot own_stats; /* used when not published */
 	_Alignas(HAK_CACHE_LINE) struct hak_pending pending[HAK_NUM_CLASSES];
+	struct hak_block *tc[HAK_NUM_CLASSES][HAK_TC_MAX];
 };
 
 /* Options (options.c) ------------------------------------------------- */
@@ -250,6 +263,7 @@ HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
 				    struct hak_block *b);
 HAK_HIDDEN void hak__heap_page_emptied(struct hak_heap *h, struct hak_page *pg);
 HAK_HIDDEN void hak__heap_free_transition(struct hak_heap *h, struct hak_page *pg);
+HAK_HIDDEN void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep);
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
 HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);
