@@ -43,6 +43,7 @@ void *hak__malloc(size_t size)
 		if (likely(n)) {
 			b = h->tc[c][--n];
 			h->tc_count[c] = (uint16_t)n;
+			h->tc_bytes -= hak__class_size[c];
 			b->marker = 0;
 			HAK_STAT_ADD(h->st->allocs[c], 1);
 			return b;
@@ -81,7 +82,7 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
 
 static HAK_NOINLINE void tc_flush(struct hak_heap *h, unsigned c)
 {
-	hak__heap_tc_flush(h, c, hak__tc_cap[c] / 2);
+	hak__heap_tc_overflow(h, c, hak__class_size[c]);
 	hak__background_poll();
 }
 
@@ -104,12 +105,15 @@ void hak__free(void *p)
 			unsigned c = pg->class_idx;
 			unsigned n = h->tc_count[c];
 			HAK_STAT_ADD(h->st->frees[c], 1);
-			if (unlikely(n >= hak__tc_cap[c])) {
+			size_t bytes = h->tc_bytes + pg->block_size;
+			if (unlikely(n >= hak__tc_cap[c] || bytes > HAK_TC_BUDGET)) {
 				tc_flush(h, c);
 				n = h->tc_count[c];
+				bytes = h->tc_bytes + pg->block_size;
 			}
 			h->tc[c][n] = b;
 			h->tc_count[c] = (uint16_t)(n + 1);
+			h->tc_bytes = bytes;
 			if (unlikely(--h->drain_tick == 0))
 				hak__heap_drain_tick(h);
 			return;

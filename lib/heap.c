@@ -50,9 +50,10 @@ static void heap_setup(struct hak_heap *h)
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		h->active[c] = &hak__empty_page;
 		h->partial[c] = NULL;
-		h->full[c] = NULL;
+		h->full[c] = h->full_tail[c] = NULL;
 		h->tc_count[c] = 0;
 	}
+	h->tc_bytes = 0;
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->tid, (uint64_t)h->tid,
@@ -181,6 +182,8 @@ static void list_push(struct hak_heap *h, struct hak_page *pg, uint8_t which)
 	pg->next = *head;
 	if (pg->next)
 		pg->next->prev = pg;
+	else if (which == HAK_LIST_FULL)
+		h->full_tail[pg->class_idx] = pg;
 	*head = pg;
 }
 
@@ -194,6 +197,8 @@ static void list_unlink(struct hak_heap *h, struct hak_page *pg)
 		*list_head(h, pg) = pg->next;
 	if (pg->next)
 		pg->next->prev = pg->prev;
+	else if (pg->in_list == HAK_LIST_FULL)
+		h->full_tail[pg->class_idx] = pg->prev;
 	pg->next = pg->prev = NULL;
 	pg->in_list = HAK_LIST_NONE;
 }
@@ -267,25 +272,14 @@ static void page_activate(struct hak_heap *h, struct hak_page *pg)
 /* Float the full pages of class c that have been full for a while.  Done
  * when h grows (asks the pool or the OS for a page), so that pages of a
  * thread that stops allocating become adoptable once blocks are freed in
- * them.  The list is newest first: cut it at the first old page. */
+ * them.  Oldest first, from the tail. */
 static void float_full(struct hak_heap *h, unsigned c)
 {
-	struct hak_page *pg = h->full[c];
-	while (pg && h->refills - pg->full_tick < HAK_FLOAT_AGE)
-		pg = pg->next;
-	if (!pg)
-		return;
-	if (pg->prev)
-		pg->prev->next = NULL;
-	else
-		h->full[c] = NULL;
-	while (pg) {
-		struct hak_page *next = pg->next;
-		pg->next = pg->prev = NULL;
-		pg->in_list = HAK_LIST_NONE;
+	struct hak_page *pg;
+	while ((pg = h->full_tail[c]) && h->refills - pg->full_tick >= HAK_FLOAT_AGE) {
+		list_unlink(h, pg);
 		if (!page_float(h, pg))
 			page_file(h, pg);
-		pg = next;
 	}
 }
 
@@ -359,10 +353,11 @@ static bool take_pending_from(struct hak_heap *h, struct hak_heap *src, unsigned
 			continue;
 		}
 		struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-		bool transfer = from != h;
+		bool gone = owner_gone(pg, o);
+		bool transfer = from != h || gone;
 		bool refuse = (o & HAK_OWNER_BUSY) ||
 			      (transfer && hak__opt.strategy != HAK_DRAIN_ADOPT);
-		if (!refuse && transfer && hak__opt.lease_us && !owner_gone(pg, o)) {
+		if (!refuse && transfer && hak__opt.lease_us && !gone) {
 			if (!now)
 				now = hak__now_ns();
 			if (!lease_allows(pg, now)) {
@@ -494,6 +489,8 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 			old->next = f;
 			if (f)
 				f->prev = old;
+			else
+				h->full_tail[cls] = old;
 			h->full[cls] = old;
 		}
 		if (unlikely(!pg->free))
@@ -556,6 +553,21 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 	for (unsigned i = 0; i < keep; i++)
 		h->tc[cls][i] = h->tc[cls][out + i];
 	h->tc_count[cls] = (uint16_t)keep;
+	h->tc_bytes -= (size_t)out * hak__class_size[cls];
+}
+
+/* The cache of cls is full, or adding add bytes would pass the budget:
+ * halve cls, then, while still over budget, halve every class. */
+void hak__heap_tc_overflow(struct hak_heap *h, unsigned cls, size_t add)
+{
+	if (h->tc_count[cls] >= hak__tc_cap[cls])
+		hak__heap_tc_flush(h, cls, h->tc_count[cls] / 2);
+	for (unsigned c = 0; c < HAK_NUM_CLASSES && h->tc_bytes + add > HAK_TC_BUDGET; c++)
+		hak__heap_tc_flush(h, (cls + c) % HAK_NUM_CLASSES, h->tc_count[(cls + c) % HAK_NUM_CLASSES] / 2);
+	while (h->tc_bytes + add > HAK_TC_BUDGET) { /* halving left odd blocks */
+		for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+			hak__heap_tc_flush(h, c, 0);
+	}
 }
 
 /* A free into a page h has just taken over (in no list, not active). */
@@ -589,10 +601,11 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	if ((o & HAK_OWNER_FLAGS) == HAK_OWNER_FLOAT) {
 		struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
 		/* Our own floating page: reclaim it, its later frees are local.
-		 * An exited thread's page: claim it on the spot (adopt only). */
-		bool claim = from != h && hak__opt.strategy == HAK_DRAIN_ADOPT &&
-			     owner_gone(pg, o);
-		if ((from == h || claim) && page_take(h, pg, o)) {
+		 * A page of an exited thread (even one whose heap we recycled):
+		 * claim it on the spot (adopt only). */
+		bool gone = owner_gone(pg, o);
+		bool claim = gone && hak__opt.strategy == HAK_DRAIN_ADOPT;
+		if (((from == h && !gone) || claim) && page_take(h, pg, o)) {
 			if (claim) {
 				atomic_store_explicit(&pg->last_transfer_ns, hak__now_ns(),
 						      memory_order_relaxed);
@@ -738,8 +751,12 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 	}
 	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
 			      memory_order_relaxed);
+	/* Not queued: the thread that frees into it next claims it (adopt), and
+	 * a remote free queues it as for any floating page.  Queuing it now
+	 * would hand it to whichever thread allocates first, and the frees of
+	 * the thread that inherited its blocks would all become remote. */
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
-	if (page_has_free(pg) || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
+	if (atomic_load_explicit(&pg->remote, memory_order_seq_cst))
 		pending_enqueue(h, pg, pg->class_idx);
 }
 
@@ -754,7 +771,7 @@ void hak__heap_abandon(struct hak_heap *h)
 		if (pg != &hak__empty_page)
 			abandon_page(h, pg);
 		struct hak_page *lists[2] = {h->partial[c], h->full[c]};
-		h->partial[c] = h->full[c] = NULL;
+		h->partial[c] = h->full[c] = h->full_tail[c] = NULL;
 		for (unsigned l = 0; l < 2; l++)
 			for (pg = lists[l]; pg; pg = next) {
 				next = pg->next;

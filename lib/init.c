@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdlib.h>
 
 _Atomic int hak__initialized;
 static _Atomic uint32_t init_lock;
@@ -66,8 +67,9 @@ static void fork_child(void)
 	atomic_store(&bg_state, 0); /* the background thread did not come along */
 	atomic_store(&bg_sleeping, 0);
 	struct hak_heap *self = hak__tl_heap;
-	hak__heaps_after_fork_child(self == &hak__empty_heap ? NULL : self);
+	/* our own segment first: abandoning the other heaps updates counters */
 	hak__stats_fork_child();
+	hak__heaps_after_fork_child(self == &hak__empty_heap ? NULL : self);
 	if (self != &hak__empty_heap)
 		hak__thread_started(self);
 }
@@ -132,6 +134,7 @@ static void *background_main(void *arg)
 		tick = sweep;
 	uint64_t last_sweep = 0;
 	for (;;) {
+		{ extern void hak__debug_census(void); static uint64_t lastc; if (getenv("HAKMEM_CENSUS") && hak__now_ns() - lastc > 500000000) { lastc = hak__now_ns(); hak__debug_census(); } }
 		uint32_t seq = atomic_load(&bg_seq);
 		uint64_t now = hak__now_ns();
 		if (sweep && now - last_sweep >= sweep) {
@@ -217,5 +220,6 @@ __attribute__((destructor)) static void hak_dtor(void)
 		return;
 	if (hak__opt.show_stats)
 		hak__stats_print(STDERR_FILENO);
+	{ extern void hak__debug_census(void); if (getenv("HAKMEM_CENSUS")) hak__debug_census(); }
 	hak__stats_exit();
 }

@@ -57,8 +57,8 @@ unsigned hak__class_of_large(size_t size)
 	return hak__class_mid[(size + 127) >> 7];
 }
 
-/* Local cache capacity per class: up to 128 KiB of blocks, 4 to 64 of them. */
+/* Local cache capacity per class: up to 4 MiB of blocks, at most 128. */
 const uint8_t hak__tc_cap[HAK_NUM_CLASSES] = {
-	64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-	64, 64, 64, 64, 51, 42, 36, 32, 25, 21, 18, 16, 12, 10, 9, 8, 6, 5, 4, 4,
+	128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
+	128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
 };
