@@ -18,6 +18,7 @@
 #include "config.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <string.h>
 
 struct hak_heap hak__empty_heap = {
@@ -123,17 +124,15 @@ static void pending_link(struct hak_pending *q, struct hak_page *pg)
 
 /* Queue pg on heap h's pending queue for its class unless it is queued
  * somewhere already.  Returns true if this call linked it. */
-static bool pending_enqueue(struct hak_heap *h, struct hak_page *pg, unsigned cls)
+static bool pending_enqueue(struct hak_heap *h, struct hak_page *pg, unsigned cls,
+			    struct hak_seg_slot *st)
 {
 	if (atomic_exchange_explicit(&pg->in_pending, 1, memory_order_acq_rel))
 		return false;
 	pending_link(&h->pending[cls], pg);
+	if (st) /* a first enqueue, not a page put back by a consumer */
+		HAK_STAT_ADD(st->pending_enqueued, 1);
 	return true;
-}
-
-void hak__pending_push(struct hak_heap *h, struct hak_page *pg)
-{
-	pending_enqueue(h, pg, pg->class_idx);
 }
 
 /* Pop one page (consumers serialised by the queue's try-lock: no ABA). */
@@ -162,7 +161,7 @@ static void pending_requeue(struct hak_page *pg)
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 	if (o == HAK_OWNER_FREE || o == HAK_OWNER_POOL || o == 0)
 		return;
-	pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx);
+	pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx, NULL);
 }
 
 /* Holding pages ---------------------------------------------------------- */
@@ -498,6 +497,8 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 		return take_block(h, pg, cls);
 	}
 	void *p = alloc_refill(h, cls);
+	if (unlikely(!p))
+		errno = ENOMEM;
 	hak__background_poll();
 	if (!hak__opt.background)
 		hak__purge_inline();
@@ -624,8 +625,7 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	/* 0 -> 1: queue the page on its owner's pending queue if it floats */
 	o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 	if (o & HAK_OWNER_FLOAT) {
-		if (pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx))
-			HAK_STAT_ADD(h->st->pending_enqueued, 1);
+		pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx, h->st);
 	}
 }
 
@@ -740,6 +740,21 @@ void hak__sweep_pending(void)
 
 /* Give up every page h holds: empty ones to the pool, the rest float,
  * queued when they have free blocks so that other threads find them. */
+/* A heap without a slot in the segment hands its counters to the shared
+ * overflow slot when its thread exits. */
+static void fold_overflow(struct hak_heap *h)
+{
+	uint64_t *from = (uint64_t *)&h->own_stats;
+	uint64_t *to = (uint64_t *)&hak__seg->global.overflow;
+	size_t first = offsetof(struct hak_seg_slot, allocs) / sizeof(uint64_t);
+	for (size_t i = first; i < sizeof h->own_stats / sizeof(uint64_t); i++) {
+		uint64_t v = atomic_exchange_explicit((_Atomic uint64_t *)&from[i], 0,
+						      memory_order_relaxed);
+		if (v)
+			HAK_GSTAT_ADD(to[i], v);
+	}
+}
+
 static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 {
 	pg->next = pg->prev = NULL;
@@ -751,13 +766,12 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 	}
 	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
 			      memory_order_relaxed);
-	/* Not queued: the thread that frees into it next claims it (adopt), and
-	 * a remote free queues it as for any floating page.  Queuing it now
-	 * would hand it to whichever thread allocates first, and the frees of
-	 * the thread that inherited its blocks would all become remote. */
+	/* Queued if it has free blocks, so that the next thread that needs a
+	 * page of its class adopts it warm instead of mapping a cold one; the
+	 * rest wait for the thread that frees into them to claim them. */
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
-	if (atomic_load_explicit(&pg->remote, memory_order_seq_cst))
-		pending_enqueue(h, pg, pg->class_idx);
+	if (page_has_free(pg) || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
+		pending_enqueue(h, pg, pg->class_idx, h->st);
 }
 
 void hak__heap_abandon(struct hak_heap *h)
@@ -781,6 +795,8 @@ void hak__heap_abandon(struct hak_heap *h)
 	atomic_store_explicit(&h->gen, atomic_load_explicit(&h->gen, memory_order_relaxed) + 1,
 			      memory_order_release);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->state, 2, memory_order_release);
+	if (h->st == &h->own_stats)
+		fold_overflow(h);
 	HAK_GSTAT_SUB(hak__seg->global.threads, 1);
 	hak__tl_heap = &hak__empty_heap;
 	hak__spin_lock(&heaps_lock);

@@ -275,7 +275,6 @@ HAK_HIDDEN void hak__heaps_lock(void);
 HAK_HIDDEN void hak__heaps_unlock(bool child);
 HAK_HIDDEN struct hak_heap *hak__heaps_first(void);
 HAK_HIDDEN void hak__sweep_pending(void);
-HAK_HIDDEN void hak__pending_push(struct hak_heap *h, struct hak_page *pg);
 
 /* pool.c: the shared pool that serves mid classes when MF2 is disabled --- */
 #define HAK_POOL_MIN_CLASS_SIZE 2048
