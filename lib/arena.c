@@ -185,27 +185,3 @@ void hak__arena_unlock_all(bool child)
 	hak__spin_unlock(&pool_lock);
 }
 
-/* TEMP debug: page census */
-#include <stdio.h>
-void hak__debug_census(void)
-{
-	unsigned held = 0, flt = 0, fre = 0, pool = 0, other = 0, flt_free = 0, held_free = 0, pend = 0;
-	unsigned long flt_freeblocks = 0, held_freeblocks = 0, flt_remote = 0;
-	for (struct hak_arena *a = arena_list; a; a = a->next_arena)
-		for (unsigned i = 1; i <= a->pages_carved; i++) {
-			struct hak_page *pg = &a->pages[i];
-			uintptr_t o = atomic_load(&pg->owner);
-			unsigned nf = 0;
-			for (struct hak_block *b = pg->free; b && nf < 100000; b = b->next) nf++;
-			unsigned nr = 0;
-			for (struct hak_block *b = atomic_load(&pg->remote); b && nr < 100000; b = b->next) nr++;
-			pend += atomic_load(&pg->in_pending);
-			if (o == HAK_OWNER_FREE) fre++;
-			else if (o == HAK_OWNER_POOL) pool++;
-			else if (o & HAK_OWNER_FLOAT) { flt++; if (nf || pg->carved < pg->capacity) flt_free++; flt_freeblocks += nf + pg->capacity - pg->carved; flt_remote += nr; }
-			else if (o) { held++; if (nf) held_free++; held_freeblocks += nf + pg->capacity - pg->carved; }
-			else other++;
-		}
-	fprintf(stderr, "census: held %u (with free %u, free blocks %lu) float %u (with free %u, free blocks %lu, remote %lu) free %u pool %u other %u in_pending %u\n",
-		held, held_free, held_freeblocks, flt, flt_free, flt_freeblocks, flt_remote, fre, pool, other, pend);
-}

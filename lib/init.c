@@ -17,7 +17,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#include <stdlib.h>
 
 _Atomic int hak__initialized;
 static _Atomic uint32_t init_lock;
@@ -134,7 +133,6 @@ static void *background_main(void *arg)
 		tick = sweep;
 	uint64_t last_sweep = 0;
 	for (;;) {
-		{ extern void hak__debug_census(void); static uint64_t lastc; if (getenv("HAKMEM_CENSUS") && hak__now_ns() - lastc > 500000000) { lastc = hak__now_ns(); hak__debug_census(); } }
 		uint32_t seq = atomic_load(&bg_seq);
 		uint64_t now = hak__now_ns();
 		if (sweep && now - last_sweep >= sweep) {
@@ -220,6 +218,5 @@ __attribute__((destructor)) static void hak_dtor(void)
 		return;
 	if (hak__opt.show_stats)
 		hak__stats_print(STDERR_FILENO);
-	{ extern void hak__debug_census(void); if (getenv("HAKMEM_CENSUS")) hak__debug_census(); }
 	hak__stats_exit();
 }
