@@ -1,19 +1,22 @@
 /*
- * heap.c - thread heaps and the MF2 machinery between them: floating full
- * pages, pending queues, consumer-driven adoption, the drain strategies,
- * claiming pages of exited threads, and abandonment at thread exit.
+ * heap.c - thread heaps and the MF2 machinery between them: held and
+ * floating pages, pending queues, consumer-driven adoption, the drain
+ * strategies, claiming pages of exited threads, the thread cache's flush,
+ * and abandonment at thread exit.
  *
  * Protocol (see struct hak_page in internal.h for the owner word):
- *  - A heap holds its active page per class and a partial list of held
- *    pages with free blocks.  When the active page runs out it is *floated*
- *    (owner = H|FLOAT) and forgotten; from then on only a CAS on owner lets
- *    anyone, H included, touch its local fields again.
- *  - A remote free that takes a floating page's remote list from empty to
- *    non-empty puts the page on its owner heap's pending queue for the class
- *    (once: in_pending guards the link).  Held pages are never queued: their
- *    holder drains them when it next uses them.
- *  - Whoever pops a page it cannot take re-queues it if it still floats, so
- *    a floating page with reclaimable blocks is never lost.
+ *  - A heap holds its active page per class, a partial list (held pages
+ *    with free blocks) and a full list.  Only its thread touches them.
+ *  - When the heap must grow (its own pages and queue are exhausted) it
+ *    *floats* the full pages that have been full for HAK_FLOAT_AGE refills
+ *    (owner = H|FLOAT) and forgets them; from then on only a CAS on owner
+ *    lets anyone, H included, touch their local fields again.
+ *  - A remote free that takes a page's remote list from empty to non-empty
+ *    puts the page on its owner heap's pending queue for the class (once:
+ *    in_pending guards the link), held or floating.  The holder drains its
+ *    held pages from there; other threads may take only floating ones.
+ *  - Whoever pops a page it cannot take re-queues it on its current owner's
+ *    queue, so a page with reclaimable blocks is never lost.
  */
 #include "config.h"
 #include "internal.h"

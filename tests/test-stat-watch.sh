@@ -73,6 +73,7 @@ fi
 
 # SIGINT and SIGTERM: "interrupted", status 0.
 for sig in INT TERM; do
+	rm -f "$TMP/out" "$TMP/err" # or wait_for may see the previous watcher's lines
 	"$STAT" -w 0.2 "$P" >"$TMP/out" 2>"$TMP/err" &
 	W=$!
 	wait_for "$TMP/out" "^[0-9]" || fail "watcher printed nothing"
@@ -87,6 +88,7 @@ for sig in INT TERM; do
 done
 
 # The process exits: "process P exited", status 0.
+rm -f "$TMP/out" "$TMP/err"
 "$STAT" -w 0.2 "$P" >"$TMP/out" 2>"$TMP/err" &
 W=$!
 wait_for "$TMP/out" "^[0-9]" || fail "watcher printed nothing"
