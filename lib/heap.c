@@ -125,14 +125,16 @@ static void pending_link(struct hak_pending *q, struct hak_page *pg)
 							memory_order_relaxed));
 }
 
-/* Queue pg on heap h's pending queue for its class unless it is queued
- * somewhere already.  Returns true if this call linked it. */
-static bool pending_enqueue(struct hak_heap *h, struct hak_page *pg, unsigned cls,
+/* Queue pg, whose owner word was o, on its owner heap's queue for class
+ * cls unless it is queued somewhere already: the adoptable pending queue if
+ * it floats, the owner's own queue if held.  Returns true if it linked it. */
+static bool pending_enqueue(uintptr_t o, struct hak_page *pg, unsigned cls,
 			    struct hak_seg_slot *st)
 {
 	if (atomic_exchange_explicit(&pg->in_pending, 1, memory_order_acq_rel))
 		return false;
-	pending_link(&h->pending[cls], pg);
+	struct hak_heap *h = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
+	pending_link((o & HAK_OWNER_FLOAT) ? &h->pending[cls] : &h->own_q[cls], pg);
 	if (st) /* a first enqueue, not a page put back by a consumer */
 		HAK_STAT_ADD(st->pending_enqueued, 1);
 	return true;
@@ -164,7 +166,7 @@ static void pending_requeue(struct hak_page *pg, unsigned cls)
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 	if (o == HAK_OWNER_FREE || o == HAK_OWNER_POOL || o == 0)
 		return;
-	pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, cls, NULL);
+	pending_enqueue(o, pg, cls, NULL);
 }
 
 /* Holding pages ---------------------------------------------------------- */
@@ -277,16 +279,19 @@ static void page_activate(struct hak_heap *h, struct hak_page *pg)
  * them.  Oldest first, from the tail. */
 static void float_full(struct hak_heap *h, unsigned c)
 {
-	struct hak_page *pg;
-	while ((pg = h->full_tail[c]) && h->refills - pg->full_tick >= HAK_FLOAT_AGE) {
-		list_unlink(h, pg);
-		if (!page_float(h, pg))
-			page_file(h, pg);
+	struct hak_page *pg = h->full_tail[c];
+	while (pg && h->refills - pg->full_tick >= HAK_FLOAT_AGE) {
+		struct hak_page *prev = pg->prev;
+		/* a page on our own queue stays held: we drain it from there */
+		if (!atomic_load_explicit(&pg->in_pending, memory_order_acquire)) {
+			list_unlink(h, pg);
+			if (!page_float(h, pg))
+				page_file(h, pg);
+		}
+		pg = prev;
 	}
 }
 
-/* One of h's held pages (active, or in a list) had remote frees: drain it
- * and move it to the list it now belongs on. */
 /* Returns true if the page now has free blocks and h still holds it (a
  * page left without a live block went back to the pool). */
 static bool own_page_refresh(struct hak_heap *h, struct hak_page *pg)
@@ -330,13 +335,13 @@ static bool lease_allows(struct hak_page *pg, uint64_t now)
 
 /* Take pending pages of class cls from heap src's queue into h, up to
  * *budget pops.  Returns true once h has an active page with free blocks. */
-static bool take_pending_from(struct hak_heap *h, struct hak_heap *src, unsigned cls,
+static bool take_pending_from(struct hak_heap *h, struct hak_pending *q, unsigned cls,
 			      unsigned *budget)
 {
 	struct hak_page *pg, *putback = NULL;
 	uint64_t now = 0;
 	bool found = false;
-	while (*budget && (pg = pending_pop(&src->pending[cls]))) {
+	while (*budget && (pg = pending_pop(q))) {
 		(*budget)--;
 		uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_acquire);
 		if (o == (uintptr_t)h) {
@@ -400,20 +405,14 @@ static bool take_pending_from(struct hak_heap *h, struct hak_heap *src, unsigned
 static bool find_pending(struct hak_heap *h, unsigned cls)
 {
 	unsigned budget = hak__opt.scan_budget;
-	if (take_pending_from(h, h, cls, &budget))
+	if (take_pending_from(h, &h->own_q[cls], cls, &budget) ||
+	    take_pending_from(h, &h->pending[cls], cls, &budget))
 		return true;
 	if (hak__opt.strategy != HAK_DRAIN_ADOPT)
 		return false;
-	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o)) {
-		/* a queue whose head is held by its owner is the owner's to drain */
-		struct hak_page *head = atomic_load_explicit(&o->pending[cls].head,
-							     memory_order_acquire);
-		if (!head || !(atomic_load_explicit(&head->owner, memory_order_relaxed) &
-			       HAK_OWNER_FLOAT))
-			continue;
-		if (take_pending_from(h, o, cls, &budget))
+	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o))
+		if (take_pending_from(h, &o->pending[cls], cls, &budget))
 			return true;
-	}
 	return false;
 }
 
@@ -634,7 +633,7 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	 * floating (a held page is drained by its holder from there) */
 	o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 	if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL && o != 0)
-		pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, cls, h->st);
+		pending_enqueue(o, pg, cls, h->st);
 }
 
 /* Drain strategies roundrobin and hybrid ---------------------------------- */
@@ -643,7 +642,9 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
  * for src to pick up (the pre-adoption design the seed measured). */
 static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned cls)
 {
-	struct hak_page *pg = pending_pop(&src->pending[cls]);
+	struct hak_page *pg = src == h ? pending_pop(&h->own_q[cls]) : NULL;
+	if (!pg)
+		pg = pending_pop(&src->pending[cls]);
 	if (!pg)
 		return false;
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_acquire);
@@ -703,7 +704,8 @@ void hak__heap_drain_tick(struct hak_heap *h)
 	/* one page: try classes starting at the rotating position */
 	for (unsigned i = 0; i < HAK_NUM_CLASSES; i++) {
 		unsigned c = (step + i) % HAK_NUM_CLASSES;
-		if (atomic_load_explicit(&target->pending[c].head, memory_order_relaxed)) {
+		if (atomic_load_explicit(&target->pending[c].head, memory_order_relaxed) ||
+		    (target == h && atomic_load_explicit(&h->own_q[c].head, memory_order_relaxed))) {
 			drain_for_owner(h, target, c);
 			return;
 		}
@@ -783,13 +785,18 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 	 * rest wait for the thread that frees into them to claim them. */
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
 	if (has_free || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
-		pending_enqueue(h, pg, cls, h->st);
+		pending_enqueue((uintptr_t)h | HAK_OWNER_FLOAT, pg, cls, h->st);
 }
 
 void hak__heap_abandon(struct hak_heap *h)
 {
-	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		hak__heap_tc_flush(h, c, 0);
+		/* our own queue dies with us: its pages are all floated below and
+		 * re-queued on the adoptable queue if they have blocks to give */
+		while (pending_pop(&h->own_q[c]))
+			;
+	}
 	atomic_store_explicit(&h->alive, 0, memory_order_seq_cst);
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		struct hak_page *pg = h->active[c], *next;
@@ -835,12 +842,16 @@ void hak__heaps_after_fork_child(struct hak_heap *self)
 	for (struct hak_heap *h = hak__heaps_first(); h; h = h->next_heap) {
 		if (h == self || !atomic_load_explicit(&h->alive, memory_order_relaxed))
 			continue;
-		for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+		for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 			atomic_store_explicit(&h->pending[c].lock, 0, memory_order_relaxed);
+			atomic_store_explicit(&h->own_q[c].lock, 0, memory_order_relaxed);
+		}
 		hak__heap_abandon(h);
 	}
-	for (unsigned c = 0; self && c < HAK_NUM_CLASSES; c++)
+	for (unsigned c = 0; self && c < HAK_NUM_CLASSES; c++) {
 		atomic_store_explicit(&self->pending[c].lock, 0, memory_order_relaxed);
+		atomic_store_explicit(&self->own_q[c].lock, 0, memory_order_relaxed);
+	}
 	hak__tl_heap = self ? self : &hak__empty_heap;
 	if (self)
 		self->tid = hak__gettid();

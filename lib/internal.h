@@ -151,7 +151,10 @@ struct hak_heap {
 	uint32_t index;           /* registry position; stats slot */
 	pid_t tid;
 	struct hak_seg_slot own_stats; /* used when not published */
+	/* pending[]: floating pages with remote frees, adoptable by anyone;
+	 * own_q[]: pages this heap holds that got remote frees (only it pops) */
 	_Alignas(HAK_CACHE_LINE) struct hak_pending pending[HAK_NUM_CLASSES];
+	struct hak_pending own_q[HAK_NUM_CLASSES];
 	struct hak_block *tc[HAK_NUM_CLASSES][HAK_TC_MAX];
 };
 

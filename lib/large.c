@@ -63,6 +63,8 @@ void *hak__large_alloc(size_t size, size_t align, bool zero)
 {
 	if (align < HAK_MIN_ALIGN)
 		align = HAK_MIN_ALIGN;
+	if (size == 0) /* the block must lie inside its mapping */
+		size = 1;
 	size_t off = align > HAK_LARGE_HDR ? align : HAK_LARGE_HDR;
 	if (size > PTRDIFF_MAX - off - HAK_PAGE_SIZE) {
 		errno = ENOMEM;
@@ -168,14 +170,18 @@ void *hak__large_resize(void *p, size_t size)
 	if (size > PTRDIFF_MAX - off - HAK_PAGE_SIZE)
 		return NULL;
 	size_t need = round_up(off + size, HAK_PAGE_SIZE);
-	/* extend the mapping where it stands; never moves (alignment) */
+	/* extend the mapping where it stands; never moves (alignment).  A
+	 * refusal is not an error for the caller, who then moves the block. */
+	int saved = errno;
 	void *r = mremap(hdr->base, hdr->map_size, need, 0);
 	if (r == MAP_FAILED) {
+		errno = saved;
 		return NULL;
 	}
 	if (hak__map_set((char *)hdr->base + hdr->map_size, need - hdr->map_size,
 			 HAK_MAP_LARGE) != 0) {
 		mremap(hdr->base, need, hdr->map_size, 0);
+		errno = saved;
 		return NULL;
 	}
 	HAK_GSTAT_ADD(hak__seg->global.mapped_bytes, need - hdr->map_size);
