@@ -1,0 +1,319 @@
+/*
+ * testutil.c - helpers shared by the hakmem tests (see testutil.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+#include "testutil.h"
+
+static char tu_context[256];
+
+void tu_set_context(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(tu_context, sizeof tu_context, fmt, ap);
+	va_end(ap);
+}
+
+void tu_fail_at(const char *file, int line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	int n = snprintf(msg, sizeof msg, "FAIL %s:%d: ", file, line);
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof msg)
+		vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+	va_end(ap);
+	/* stdio may be what is broken: write the line with one syscall. */
+	fprintf(stderr, "%s\n", msg);
+	if (tu_context[0])
+		fprintf(stderr, "  context: %s\n", tu_context);
+	fflush(stderr);
+	_exit(1);
+}
+
+void tu_check_failed(const char *file, int line, const char *cond,
+		     const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	tu_fail_at(file, line, "check `%s' failed:%s", cond, msg);
+}
+
+void tu_skip(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("SKIP: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(TU_SKIP);
+}
+
+/* PRNG -------------------------------------------------------------------- */
+
+uint64_t tu_mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+void tu_rng_seed(struct tu_rng *r, uint64_t seed)
+{
+	r->s = tu_mix64(seed);
+	if (r->s == 0) /* xorshift must never hold 0 */
+		r->s = 0x2545f4914f6cdd1dULL;
+}
+
+uint64_t tu_rng_next(struct tu_rng *r)
+{
+	uint64_t x = r->s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	r->s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+uint64_t tu_rng_range(struct tu_rng *r, uint64_t lo, uint64_t hi)
+{
+	uint64_t span = hi - lo + 1;
+	if (span == 0) /* the whole 64-bit range */
+		return tu_rng_next(r);
+	return lo + tu_rng_next(r) % span;
+}
+
+/* Patterns ---------------------------------------------------------------- */
+
+/* Word i of the pattern of key; the byte at offset j is byte j % 8 of word
+ * j / 8, so that any prefix of a block can be checked on its own. */
+static inline uint64_t tu_pattern_word(uint64_t key, size_t i)
+{
+	return tu_mix64(key ^ ((uint64_t)i * 0xd6e8feb86659fd93ULL));
+}
+
+void tu_pattern_fill(void *p, size_t n, uint64_t key)
+{
+	unsigned char *b = p;
+	size_t words = n / 8, i;
+	for (i = 0; i < words; i++) {
+		uint64_t w = tu_pattern_word(key, i);
+		memcpy(b + i * 8, &w, 8);
+	}
+	if (n % 8) {
+		uint64_t w = tu_pattern_word(key, words);
+		memcpy(b + words * 8, &w, n % 8);
+	}
+}
+
+size_t tu_pattern_check(const void *p, size_t n, uint64_t key)
+{
+	const unsigned char *b = p;
+	size_t words = (n + 7) / 8, i, j;
+	for (i = 0; i < words; i++) {
+		uint64_t w = tu_pattern_word(key, i);
+		size_t len = (i == words - 1 && n % 8) ? n % 8 : 8;
+		if (memcmp(b + i * 8, &w, len) != 0) {
+			const unsigned char *e = (const unsigned char *)&w;
+			for (j = 0; j < len; j++)
+				if (b[i * 8 + j] != e[j])
+					return i * 8 + j;
+		}
+	}
+	return SIZE_MAX;
+}
+
+void tu_pattern_expect(const void *p, size_t n, uint64_t key, const char *what)
+{
+	size_t off = tu_pattern_check(p, n, key);
+	if (off != SIZE_MAX)
+		TU_FAIL("%s: block %p of %zu bytes (key %#" PRIx64
+			") corrupted at offset %zu: byte %#x", what, p, n, key,
+			off, ((const unsigned char *)p)[off]);
+}
+
+bool tu_all_zero(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* Children ---------------------------------------------------------------- */
+
+void tu_run_child(void (*fn)(void *), void *arg, unsigned timeout_s,
+		  struct tu_child *out)
+{
+	int fds[2];
+	pid_t pid;
+
+	memset(out, 0, sizeof *out);
+	fflush(NULL);
+	if (pipe(fds) != 0)
+		TU_FAIL("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		TU_FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(fds[0]);
+		if (dup2(fds[1], STDERR_FILENO) < 0)
+			_exit(126);
+		close(fds[1]);
+		/* No core files from the aborts we provoke on purpose. */
+		struct rlimit nocore = { 0, 0 };
+		setrlimit(RLIMIT_CORE, &nocore);
+		signal(SIGALRM, SIG_DFL);
+		alarm(timeout_s);
+		fn(arg);
+		_exit(0);
+	}
+	close(fds[1]);
+	for (;;) {
+		ssize_t r = read(fds[0], out->err + out->err_len,
+				 sizeof out->err - 1 - out->err_len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		out->err_len += (size_t)r;
+		if (out->err_len == sizeof out->err - 1) {
+			char sink[256]; /* keep draining so the child never blocks */
+			while (read(fds[0], sink, sizeof sink) > 0)
+				;
+			break;
+		}
+	}
+	out->err[out->err_len] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &out->status, 0) < 0)
+		if (errno != EINTR)
+			TU_FAIL("waitpid: %s", strerror(errno));
+}
+
+void tu_expect_abort_naming(const struct tu_child *c, const void *p,
+			    const char *what)
+{
+	char hex[32], lower[sizeof c->err];
+	size_t i, lines = 0;
+
+	if (!WIFSIGNALED(c->status) || WTERMSIG(c->status) != SIGABRT) {
+		if (WIFSIGNALED(c->status))
+			TU_FAIL("%s: child died of signal %d, want SIGABRT; stderr: %s",
+				what, WTERMSIG(c->status), c->err);
+		TU_FAIL("%s: child exited with status %d, want SIGABRT; stderr: %s",
+			what, WEXITSTATUS(c->status), c->err);
+	}
+	for (i = 0; i < c->err_len; i++) {
+		lower[i] = (char)((c->err[i] >= 'A' && c->err[i] <= 'F')
+				  ? c->err[i] - 'A' + 'a' : c->err[i]);
+		lines += c->err[i] == '\n';
+	}
+	lower[c->err_len] = '\0';
+	if (lines != 1 || c->err_len == 0 || c->err[c->err_len - 1] != '\n')
+		TU_FAIL("%s: want exactly one line on stderr, got %zu bytes: \"%s\"",
+			what, c->err_len, c->err);
+	/* Without 0x and leading zeros, so any common spelling matches. */
+	snprintf(hex, sizeof hex, "%" PRIxPTR, (uintptr_t)p);
+	if (!strstr(lower, hex))
+		TU_FAIL("%s: stderr does not name the address %p: \"%s\"", what, p,
+			c->err);
+}
+
+/* hakmem presence ----------------------------------------------------------- */
+
+uint64_t tu_hak_total_allocs(void)
+{
+	struct hak_stats st;
+	uint64_t sum;
+	if (hak_stats_get(&st, sizeof st) != 0)
+		TU_FAIL("hak_stats_get: %s", strerror(errno));
+	TU_CHECK(st.num_classes <= HAK_STATS_MAX_CLASSES, "num_classes %u", st.num_classes);
+	sum = st.large_allocs;
+	for (uint32_t i = 0; i < st.num_classes; i++)
+		sum += st.classes[i].allocs;
+	return sum;
+}
+
+void tu_require_hakmem_malloc(void)
+{
+	enum { N = 64 };
+	static void *volatile keep[N];
+	uint64_t before = tu_hak_total_allocs(), after;
+	for (int i = 0; i < N; i++)
+		keep[i] = malloc(100 + (size_t)i);
+	after = tu_hak_total_allocs();
+	for (int i = 0; i < N; i++) {
+		TU_CHECK(keep[i] != NULL);
+		/* only hakmem knows the size of its own blocks */
+		TU_CHECK(hak_malloc_usable_size(keep[i]) >= 100 + (size_t)i);
+		free(keep[i]);
+	}
+	if (after < before + N)
+		TU_FAIL("malloc is not hakmem's: %d mallocs moved the hakmem "
+			"allocation counters by %" PRIu64, N, after - before);
+}
+
+uint64_t tu_parse_u64(const char *name, const char *s)
+{
+	char *end;
+	unsigned long long v;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end)
+		TU_FAIL("bad value for %s: \"%s\"", name, s);
+	return v;
+}
+
+/* Entry-point tables -------------------------------------------------------- */
+
+const struct tu_api tu_api_std = {
+	.name = "std",
+	.malloc = malloc,
+	.free = free,
+	.calloc = calloc,
+	.realloc = realloc,
+	.reallocarray = reallocarray,
+	.posix_memalign = posix_memalign,
+	.aligned_alloc = aligned_alloc,
+	.memalign = memalign,
+	.valloc = valloc,
+	.pvalloc = pvalloc,
+	.usable_size = malloc_usable_size,
+};
+
+const struct tu_api tu_api_hak = {
+	.name = "hak",
+	.malloc = hak_malloc,
+	.free = hak_free,
+	.calloc = hak_calloc,
+	.realloc = hak_realloc,
+	.reallocarray = hak_reallocarray,
+	.posix_memalign = hak_posix_memalign,
+	.aligned_alloc = hak_aligned_alloc,
+	.memalign = hak_memalign,
+	.valloc = hak_valloc,
+	.pvalloc = hak_pvalloc,
+	.usable_size = hak_malloc_usable_size,
+};
