@@ -105,41 +105,45 @@ uint64_t tu_rng_range(struct tu_rng *r, uint64_t lo, uint64_t hi)
 
 /* Patterns ---------------------------------------------------------------- */
 
-/* Word i of the pattern of key; the byte at offset j is byte j % 8 of word
- * j / 8, so that any prefix of a block can be checked on its own. */
-static inline uint64_t tu_pattern_word(uint64_t key, size_t i)
-{
-	return tu_mix64(key ^ ((uint64_t)i * 0xd6e8feb86659fd93ULL));
-}
+/* Word i of the pattern of key is mix64(key) ^ (i * PATTERN_STEP): cheap
+ * enough to fill megabytes, different for every key and every word, and
+ * the byte at offset j is byte j % 8 of word j / 8, so that any prefix of a
+ * block can be checked on its own.  (__builtin_memcpy: the tests build
+ * with -fno-builtin, and a libc call per word would dominate.) */
+#define PATTERN_STEP 0x9e3779b97f4a7c15ULL
 
 void tu_pattern_fill(void *p, size_t n, uint64_t key)
 {
 	unsigned char *b = p;
+	const uint64_t k = tu_mix64(key);
+	uint64_t acc = 0, w;
 	size_t words = n / 8, i;
-	for (i = 0; i < words; i++) {
-		uint64_t w = tu_pattern_word(key, i);
-		memcpy(b + i * 8, &w, 8);
+	for (i = 0; i < words; i++, acc += PATTERN_STEP) {
+		w = k ^ acc;
+		__builtin_memcpy(b + i * 8, &w, 8);
 	}
-	if (n % 8) {
-		uint64_t w = tu_pattern_word(key, words);
-		memcpy(b + words * 8, &w, n % 8);
-	}
+	w = k ^ acc;
+	for (i = 0; i < n % 8; i++)
+		b[words * 8 + i] = ((const unsigned char *)&w)[i];
 }
 
 size_t tu_pattern_check(const void *p, size_t n, uint64_t key)
 {
 	const unsigned char *b = p;
-	size_t words = (n + 7) / 8, i, j;
-	for (i = 0; i < words; i++) {
-		uint64_t w = tu_pattern_word(key, i);
-		size_t len = (i == words - 1 && n % 8) ? n % 8 : 8;
-		if (memcmp(b + i * 8, &w, len) != 0) {
-			const unsigned char *e = (const unsigned char *)&w;
-			for (j = 0; j < len; j++)
-				if (b[i * 8 + j] != e[j])
-					return i * 8 + j;
-		}
+	const uint64_t k = tu_mix64(key);
+	uint64_t acc = 0, w, got;
+	size_t words = n / 8, i, j;
+	for (i = 0; i < words; i++, acc += PATTERN_STEP) {
+		__builtin_memcpy(&got, b + i * 8, 8);
+		if (got != (k ^ acc))
+			break;
 	}
+	/* i is the first differing word, or the tail */
+	w = k ^ acc;
+	size_t len = i < words ? 8 : n % 8;
+	for (j = 0; j < len; j++)
+		if (b[i * 8 + j] != ((const unsigned char *)&w)[j])
+			return i * 8 + j;
 	return SIZE_MAX;
 }
 
