@@ -83,7 +83,7 @@ struct hak_page {
 	uint8_t in_list;          /* on the holder's partial list */
 	uint8_t purged;           /* memory was returned to the OS */
 	uint8_t fresh;            /* memory never written since mapped/purged */
-	uint32_t pad0;
+	uint32_t recip;           /* ceil(2^32 / block_size): offset -> index */
 	struct hak_page *next, *prev; /* holder's partial list / free pool */
 	uint64_t freed_ns;        /* when it entered the free pool */
 	char *start;              /* first byte of the page */
@@ -195,7 +195,8 @@ static inline unsigned hak__map_kind(const void *p)
 					     memory_order_acquire);
 	if (unlikely(!leaf))
 		return HAK_MAP_NONE;
-	return leaf[g & ((1u << HAK_MAP_LEAF_SHIFT) - 1)];
+	return atomic_load_explicit((_Atomic uint8_t *)&leaf[g & ((1u << HAK_MAP_LEAF_SHIFT) - 1)],
+				    memory_order_relaxed);
 }
 HAK_HIDDEN int hak__map_set(void *p, size_t size, unsigned kind);
 
@@ -227,7 +228,6 @@ HAK_HIDDEN bool hak__page_extend(struct hak_page *pg);
 HAK_HIDDEN unsigned hak__page_drain(struct hak_page *pg);
 HAK_HIDDEN bool hak__remote_push(struct hak_page *pg, struct hak_block *b);
 HAK_HIDDEN void hak__block_check(struct hak_page *pg, void *p);
-HAK_HIDDEN void hak__page_collect_local(struct hak_page *pg, void *p);
 
 /* heap.c: thread heaps, registry, pending queues, adoption, strategies ---- */
 HAK_HIDDEN extern struct hak_heap hak__empty_heap;
@@ -250,7 +250,7 @@ HAK_HIDDEN void hak__pending_push(struct hak_heap *h, struct hak_page *pg);
 /* pool.c: the shared pool that serves mid classes when MF2 is disabled --- */
 #define HAK_POOL_MIN_CLASS_SIZE 2048
 HAK_HIDDEN void *hak__pool_alloc(unsigned cls, struct hak_seg_slot *st);
-HAK_HIDDEN void hak__pool_free(struct hak_page *pg, struct hak_block *b);
+HAK_HIDDEN void hak__pool_free(struct hak_page *pg, struct hak_block *b, struct hak_seg_slot *st);
 HAK_HIDDEN void hak__pool_lock_all(void);
 HAK_HIDDEN void hak__pool_unlock_all(bool child);
 
@@ -267,6 +267,8 @@ HAK_HIDDEN void *hak__large_alloc(size_t size, size_t align, bool zero);
 HAK_HIDDEN void hak__large_free(void *p);
 HAK_HIDDEN struct hak_large *hak__large_hdr(void *p); /* validates; aborts */
 HAK_HIDDEN size_t hak__large_purge(uint64_t older_than_ns, bool all);
+HAK_HIDDEN void *hak__large_resize(void *p, size_t size);
+HAK_HIDDEN bool hak__large_cached(void);
 HAK_HIDDEN void hak__large_lock_all(void);
 HAK_HIDDEN void hak__large_unlock_all(bool child);
 
@@ -298,6 +300,8 @@ static inline void hak__init(void)
 }
 HAK_HIDDEN void hak__thread_started(struct hak_heap *h);
 HAK_HIDDEN void hak__background_kick(void);
+HAK_HIDDEN void hak__background_poll(void);
+HAK_HIDDEN void hak__purge_inline(void);
 
 /* alloc.c ----------------------------------------------------------------- */
 HAK_HIDDEN void *hak__malloc(size_t size);

@@ -1,0 +1,355 @@
+/*
+ * alloc.c - every allocation entry point.  The malloc and free fast paths
+ * are here and nowhere else: a class lookup, the active page's free list,
+ * and one branch to the slow paths in heap.c, large.c and pool.c.
+ *
+ * The public names (hak_malloc ..., and malloc ... unless built with
+ * --disable-override) are aliases of the hidden hak__ functions, so that
+ * internal calls never go through the PLT.
+ */
+#include "config.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HAK_ALIAS(name, target) \
+	extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
+
+static size_t os_page_size(void)
+{
+	return HAK_OS_PAGE;
+}
+
+/* malloc ------------------------------------------------------------------- */
+
+static HAK_NOINLINE void *malloc_generic(struct hak_heap *h, size_t size)
+{
+	void *p;
+	if (size <= HAK_SMALL_MAX) {
+		hak__init();
+		p = hak__heap_alloc_slow(h, hak__class_of(size));
+		if (!p)
+			errno = ENOMEM;
+	} else {
+		hak__init();
+		p = hak__large_alloc(size, HAK_MIN_ALIGN, false);
+	}
+	hak__background_poll();
+	if (!hak__opt.background)
+		hak__purge_inline();
+	return p;
+}
+
+void *hak__malloc(size_t size)
+{
+	struct hak_heap *h = hak__tl_heap;
+	if (likely(size <= HAK_SMALL_MAX)) {
+		unsigned c = hak__class_of(size);
+		struct hak_page *pg = h->active[c];
+		struct hak_block *b = pg->free;
+		if (likely(b)) {
+			pg->free = b->next;
+			pg->used++;
+			b->marker = 0;
+			HAK_STAT_ADD(h->st->allocs[c], 1);
+			return b;
+		}
+	}
+	return malloc_generic(h, size);
+}
+
+/* free --------------------------------------------------------------------- */
+
+static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind)
+{
+	if (kind == HAK_MAP_SMALL) {
+		struct hak_page *pg = hak__page_of(p);
+		hak__heap_free_slow(h, pg, p);
+	} else if (kind == HAK_MAP_LARGE) {
+		hak__large_free(p);
+	} else {
+		hak__fatal_ptr("free of a pointer hakmem does not own", p);
+	}
+	hak__background_poll();
+}
+
+static HAK_NOINLINE void free_emptied(struct hak_heap *h, struct hak_page *pg)
+{
+	hak__heap_page_emptied(h, pg);
+	hak__background_poll();
+}
+
+void hak__free(void *p)
+{
+	if (unlikely(!p))
+		return;
+	unsigned kind = hak__map_kind(p);
+	struct hak_heap *h = hak__tl_heap;
+	if (likely(kind == HAK_MAP_SMALL)) {
+		struct hak_page *pg = hak__page_of(p);
+		if (likely(atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h)) {
+			struct hak_block *b = p;
+			size_t off = (size_t)((char *)p - pg->start);
+			uint32_t idx = (uint32_t)(((uint64_t)off * pg->recip) >> 32);
+			if (unlikely((size_t)idx * pg->block_size != off ||
+				     b->marker == hak__free_marker(b)))
+				hak__block_check(pg, p); /* reports and aborts */
+			b->marker = hak__free_marker(b);
+			b->next = pg->free;
+			pg->free = b;
+			HAK_STAT_ADD(h->st->frees[pg->class_idx], 1);
+			if (unlikely(--pg->used == 0))
+				free_emptied(h, pg);
+			if (unlikely(--h->drain_tick == 0))
+				hak__heap_drain_tick(h);
+			return;
+		}
+	}
+	free_generic(h, p, kind);
+}
+
+/* The rest ----------------------------------------------------------------- */
+
+size_t hak__usable(void *p)
+{
+	if (!p)
+		return 0;
+	unsigned kind = hak__map_kind(p);
+	if (kind == HAK_MAP_SMALL) {
+		struct hak_page *pg = hak__page_of(p);
+		uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_relaxed);
+		size_t off = (size_t)((char *)p - pg->start);
+		if (o == HAK_OWNER_FREE || o == 0 || off % pg->block_size)
+			hak__fatal_ptr("malloc_usable_size of an invalid pointer", p);
+		return pg->block_size;
+	}
+	if (kind == HAK_MAP_LARGE)
+		return hak__large_hdr(p)->size;
+	hak__fatal_ptr("malloc_usable_size of a pointer hakmem does not own", p);
+}
+
+static void *calloc_impl(size_t n, size_t size)
+{
+	size_t total;
+	if (unlikely(__builtin_mul_overflow(n, size, &total))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (total > HAK_SMALL_MAX) {
+		hak__init();
+		void *p = hak__large_alloc(total, HAK_MIN_ALIGN, true);
+		hak__background_poll();
+		return p;
+	}
+	void *p = hak__malloc(total);
+	if (p)
+		memset(p, 0, total);
+	return p;
+}
+
+static void *realloc_impl(void *p, size_t size)
+{
+	if (!p)
+		return hak__malloc(size);
+	if (size == 0) { /* glibc: frees and returns NULL */
+		hak__free(p);
+		return NULL;
+	}
+	unsigned kind = hak__map_kind(p);
+	size_t old;
+	if (kind == HAK_MAP_LARGE) {
+		if (size > HAK_SMALL_MAX) {
+			void *q = hak__large_resize(p, size);
+			if (q)
+				return q;
+		}
+		old = hak__large_hdr(p)->size;
+	} else if (kind == HAK_MAP_SMALL) {
+		old = hak__usable(p);
+		/* stay when the block still fits and is not more than twice too big */
+		if (size <= old && (size > old / 2 || old <= 16))
+			return p;
+	} else {
+		hak__fatal_ptr("realloc of a pointer hakmem does not own", p);
+	}
+	void *q = hak__malloc(size);
+	if (!q)
+		return NULL; /* p is left untouched, errno is ENOMEM */
+	memcpy(q, p, old < size ? old : size);
+	hak__free(p);
+	return q;
+}
+
+static void *reallocarray_impl(void *p, size_t n, size_t size)
+{
+	size_t total;
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc_impl(p, total);
+}
+
+/* Aligned allocation of size bytes at a power-of-two alignment. */
+void *hak__aligned(size_t align, size_t size)
+{
+	if (align <= HAK_MIN_ALIGN)
+		return hak__malloc(size);
+	if (align > HAK_MAX_ALIGN_LARGE || size > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (size <= HAK_SMALL_MAX && align <= HAK_SMALL_MAX) {
+		/* a class whose block spacing is a multiple of align: every block
+		 * of a 64 KiB-aligned page is then aligned */
+		for (unsigned c = hak__class_of(size ? size : 1); c < HAK_NUM_CLASSES; c++)
+			if (hak__class_size[c] % align == 0)
+				return hak__malloc(hak__class_size[c]);
+	}
+	hak__init();
+	void *p = hak__large_alloc(size, align, false);
+	hak__background_poll();
+	return p;
+}
+
+static bool pow2(size_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+static int posix_memalign_impl(void **memptr, size_t align, size_t size)
+{
+	if (!pow2(align) || align % sizeof(void *))
+		return EINVAL;
+	int saved = errno;
+	void *p = hak__aligned(align, size);
+	if (!p) {
+		errno = saved;
+		return ENOMEM;
+	}
+	*memptr = p;
+	return 0;
+}
+
+static void *aligned_alloc_impl(size_t align, size_t size)
+{
+	/* glibc 2.36 accepts any power of two (and rounds others up) */
+	if (!pow2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return hak__aligned(align, size);
+}
+
+static void *memalign_impl(size_t align, size_t size)
+{
+	if (!pow2(align)) { /* glibc rounds a non-power-of-two up */
+		if (align > ((size_t)1 << (sizeof(size_t) * 8 - 2))) {
+			errno = EINVAL;
+			return NULL;
+		}
+		size_t a = HAK_MIN_ALIGN;
+		while (a < align)
+			a <<= 1;
+		align = a;
+	}
+	return hak__aligned(align, size);
+}
+
+static void *valloc_impl(size_t size)
+{
+	return hak__aligned(os_page_size(), size);
+}
+
+static void *pvalloc_impl(size_t size)
+{
+	size_t ps = os_page_size();
+	if (size > SIZE_MAX - ps) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t rounded = (size + ps - 1) & ~(ps - 1);
+	return hak__aligned(ps, rounded ? rounded : ps);
+}
+
+static int malloc_trim_impl(size_t pad)
+{
+	(void)pad;
+	hak__init();
+	size_t n = hak__pages_purge(0, true) + hak__large_purge(0, true);
+	return n != 0;
+}
+
+static const char *version_impl(void)
+{
+	return PACKAGE_VERSION;
+}
+
+static __attribute__((unused)) struct mallinfo2 mallinfo2_impl(void)
+{
+	struct hak_stats st;
+	struct mallinfo2 mi;
+	memset(&mi, 0, sizeof mi);
+	if (hak_stats_get(&st, sizeof st) != 0)
+		return mi;
+	size_t small_mapped = st.mapped_bytes > st.large_bytes_in_use
+				      ? st.mapped_bytes - st.large_bytes_in_use : 0;
+	mi.arena = small_mapped;              /* non-mmapped space: page arenas */
+	mi.hblks = (size_t)(st.large_allocs - st.large_frees);
+	mi.hblkhd = st.large_bytes_in_use;    /* space in large mappings */
+	mi.uordblks = st.bytes_in_use - st.large_bytes_in_use;
+	mi.fordblks = small_mapped > mi.uordblks ? small_mapped - mi.uordblks : 0;
+	mi.keepcost = st.resident_bytes > st.bytes_in_use ? st.resident_bytes - st.bytes_in_use : 0;
+	return mi;
+}
+
+static __attribute__((unused)) struct mallinfo mallinfo_impl(void)
+{
+	struct mallinfo2 m2 = mallinfo2_impl();
+	struct mallinfo m;
+	memset(&m, 0, sizeof m);
+	m.arena = (int)m2.arena;
+	m.hblks = (int)m2.hblks;
+	m.hblkhd = (int)m2.hblkhd;
+	m.uordblks = (int)m2.uordblks;
+	m.fordblks = (int)m2.fordblks;
+	m.keepcost = (int)m2.keepcost;
+	return m;
+}
+
+/* Exported names ------------------------------------------------------------ */
+
+HAK_ALIAS(hak_malloc, hak__malloc);
+HAK_ALIAS(hak_free, hak__free);
+HAK_ALIAS(hak_calloc, calloc_impl);
+HAK_ALIAS(hak_realloc, realloc_impl);
+HAK_ALIAS(hak_reallocarray, reallocarray_impl);
+HAK_ALIAS(hak_posix_memalign, posix_memalign_impl);
+HAK_ALIAS(hak_aligned_alloc, aligned_alloc_impl);
+HAK_ALIAS(hak_memalign, memalign_impl);
+HAK_ALIAS(hak_valloc, valloc_impl);
+HAK_ALIAS(hak_pvalloc, pvalloc_impl);
+HAK_ALIAS(hak_malloc_usable_size, hak__usable);
+HAK_ALIAS(hak_malloc_trim, malloc_trim_impl);
+HAK_ALIAS(hak_version, version_impl);
+
+#if defined(HAK_OVERRIDE) && !defined(HAK_NO_OVERRIDE)
+HAK_ALIAS(malloc, hak__malloc);
+HAK_ALIAS(free, hak__free);
+HAK_ALIAS(cfree, hak__free);
+HAK_ALIAS(calloc, calloc_impl);
+HAK_ALIAS(realloc, realloc_impl);
+HAK_ALIAS(reallocarray, reallocarray_impl);
+HAK_ALIAS(posix_memalign, posix_memalign_impl);
+HAK_ALIAS(aligned_alloc, aligned_alloc_impl);
+HAK_ALIAS(memalign, memalign_impl);
+HAK_ALIAS(valloc, valloc_impl);
+HAK_ALIAS(pvalloc, pvalloc_impl);
+HAK_ALIAS(malloc_usable_size, hak__usable);
+HAK_ALIAS(malloc_trim, malloc_trim_impl);
+HAK_ALIAS(mallinfo2, mallinfo2_impl);
+HAK_ALIAS(mallinfo, mallinfo_impl);
+#endif

@@ -1,0 +1,186 @@
+/*
+ * arena.c - 4 MiB arenas carved into 64 KiB pages, the process-wide pool of
+ * free pages, and purging free pages back to the OS.
+ *
+ * An arena's first 64 KiB holds its header and the descriptors of its 63
+ * other pages, so a page's descriptor is found from any block address by
+ * masking.  Free pages wait in a LIFO pool (hot pages first); those that
+ * stay longer than the purge delay are madvised away, oldest first.
+ */
+#include "config.h"
+#include "internal.h"
+
+#include <string.h>
+
+#define HAK_ARENA_MAGIC 0x414e4552414b4148ULL
+
+static _Atomic uint32_t pool_lock;
+/* Unpurged free pages, doubly linked: head newest, tail oldest. */
+static struct hak_page *pool_head, *pool_tail;
+/* Purged free pages (memory reads as zero), singly linked through next. */
+static struct hak_page *purged_head;
+static struct hak_arena *arena_current; /* arena still handing out fresh pages */
+static struct hak_arena *arena_list;
+
+static void pool_unlink(struct hak_page *pg)
+{
+	if (pg->prev)
+		pg->prev->next = pg->next;
+	else
+		pool_head = pg->next;
+	if (pg->next)
+		pg->next->prev = pg->prev;
+	else
+		pool_tail = pg->prev;
+	pg->next = pg->prev = NULL;
+}
+
+static void pool_push_head(struct hak_page *pg)
+{
+	pg->prev = NULL;
+	pg->next = pool_head;
+	if (pool_head)
+		pool_head->prev = pg;
+	else
+		pool_tail = pg;
+	pool_head = pg;
+}
+
+static struct hak_arena *arena_new(void)
+{
+	struct hak_arena *a = hak__os_map_aligned(HAK_ARENA_SIZE, HAK_ARENA_SIZE);
+	if (!a)
+		return NULL;
+	if (hak__map_set((char *)a + HAK_PAGE_SIZE, HAK_ARENA_SIZE - HAK_PAGE_SIZE,
+			 HAK_MAP_SMALL) != 0) {
+		hak__os_unmap(a, HAK_ARENA_SIZE);
+		return NULL;
+	}
+	a->magic = HAK_ARENA_MAGIC;
+	a->pages_carved = 0;
+	HAK_GSTAT_ADD(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
+	return a;
+}
+
+/* Take a page out of arena a (pool_lock held). */
+static struct hak_page *arena_carve(struct hak_arena *a)
+{
+	unsigned idx = ++a->pages_carved;
+	struct hak_page *pg = &a->pages[idx];
+	pg->start = (char *)a + (size_t)idx * HAK_PAGE_SIZE;
+	pg->fresh = 1;
+	pg->purged = 0;
+	return pg;
+}
+
+/* A page for the caller to initialise, or NULL with ENOMEM. */
+struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
+{
+	struct hak_page *pg = NULL;
+	hak__spin_lock(&pool_lock);
+	if (pool_head || purged_head) {
+		if (pool_head) {
+			pg = pool_head;
+			pool_unlink(pg);
+			pg->fresh = 0;
+			HAK_GSTAT_SUB(hak__seg->global.unpurged_free_bytes, HAK_PAGE_SIZE);
+		} else {
+			pg = purged_head;
+			purged_head = pg->next;
+			pg->next = NULL;
+			pg->purged = 0;
+			HAK_GSTAT_SUB(hak__seg->global.purged_now_bytes, HAK_PAGE_SIZE);
+		}
+		hak__spin_unlock(&pool_lock);
+		HAK_STAT_ADD(st->pages_reused, 1);
+		return pg;
+	}
+	if (arena_current && arena_current->pages_carved < HAK_ARENA_PAGES - 1) {
+		pg = arena_carve(arena_current);
+		hak__spin_unlock(&pool_lock);
+		HAK_STAT_ADD(st->pages_from_os, 1);
+		return pg;
+	}
+	hak__spin_unlock(&pool_lock);
+
+	struct hak_arena *fresh = arena_new(); /* no system call under the lock */
+	if (!fresh)
+		return NULL;
+	hak__spin_lock(&pool_lock);
+	fresh->next_arena = arena_list;
+	arena_list = fresh;
+	if (!arena_current || arena_current->pages_carved >= HAK_ARENA_PAGES - 1)
+		arena_current = fresh;
+	pg = arena_carve(fresh->pages_carved < HAK_ARENA_PAGES - 1 ? fresh : arena_current);
+	hak__spin_unlock(&pool_lock);
+	HAK_STAT_ADD(st->pages_from_os, 1);
+	return pg;
+}
+
+/* Return an empty page (no live block, no remote block) to the pool.  The
+ * caller held it; from here on nobody does. */
+void hak__page_release(struct hak_page *pg)
+{
+	atomic_store_explicit(&pg->owner, HAK_OWNER_FREE, memory_order_release);
+	pg->free = NULL;
+	pg->used = 0;
+	pg->in_list = 0;
+	pg->freed_ns = hak__now_ns();
+	hak__spin_lock(&pool_lock);
+	pool_push_head(pg);
+	HAK_GSTAT_ADD(hak__seg->global.unpurged_free_bytes, HAK_PAGE_SIZE);
+	hak__spin_unlock(&pool_lock);
+	hak__background_kick();
+}
+
+/* Purge free pages that entered the pool before older_than_ns (all of them
+ * when all is set).  Returns the bytes purged.  madvise runs with the lock
+ * dropped, on pages taken out of the pool meanwhile. */
+size_t hak__pages_purge(uint64_t older_than_ns, bool all)
+{
+	enum { BATCH = 64 };
+	struct hak_page *batch[BATCH];
+	size_t purged = 0;
+	for (;;) {
+		unsigned n = 0;
+		hak__spin_lock(&pool_lock);
+		struct hak_page *pg = pool_tail;
+		while (pg && n < BATCH && (all || pg->freed_ns < older_than_ns)) {
+			struct hak_page *prev = pg->prev;
+			pool_unlink(pg);
+			HAK_GSTAT_SUB(hak__seg->global.unpurged_free_bytes, HAK_PAGE_SIZE);
+			batch[n++] = pg;
+			pg = prev;
+		}
+		hak__spin_unlock(&pool_lock);
+		if (!n)
+			return purged;
+		for (unsigned i = 0; i < n; i++) {
+			hak__os_purge(batch[i]->start, HAK_PAGE_SIZE);
+			batch[i]->purged = 1;
+			batch[i]->fresh = 1;
+		}
+		purged += (size_t)n * HAK_PAGE_SIZE;
+		HAK_GSTAT_ADD(hak__seg->global.purged_bytes, (uint64_t)n * HAK_PAGE_SIZE);
+		hak__spin_lock(&pool_lock);
+		for (unsigned i = 0; i < n; i++) {
+			batch[i]->next = purged_head;
+			purged_head = batch[i];
+			HAK_GSTAT_ADD(hak__seg->global.purged_now_bytes, HAK_PAGE_SIZE);
+		}
+		hak__spin_unlock(&pool_lock);
+		if (n < BATCH)
+			return purged;
+	}
+}
+
+void hak__arena_lock_all(void)
+{
+	hak__spin_lock(&pool_lock);
+}
+
+void hak__arena_unlock_all(bool child)
+{
+	(void)child;
+	hak__spin_unlock(&pool_lock);
+}

@@ -1,0 +1,221 @@
+/*
+ * init.c - process-wide life cycle: lazy initialisation without
+ * allocating, thread exit (a key destructor abandons the heap), fork
+ * (every lock taken around it; the child gets its own stats segment), the
+ * background purge/sweep thread, and exit.
+ */
+#include "config.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+_Atomic int hak__initialized;
+static _Atomic uint32_t init_lock;
+static pthread_key_t heap_key;
+static bool heap_key_ok;
+
+/* Background thread state. */
+static _Atomic uint32_t bg_seq;      /* futex word: bumped by every kick */
+static _Atomic int bg_state;         /* 0 none, 1 wanted, 2 starting/running */
+static _Atomic int bg_sleeping;
+
+static void thread_exit(void *arg)
+{
+	struct hak_heap *h = arg;
+	if (h && h == hak__tl_heap && h != &hak__empty_heap)
+		hak__heap_abandon(h);
+}
+
+void hak__thread_started(struct hak_heap *h)
+{
+	if (heap_key_ok)
+		pthread_setspecific(heap_key, h);
+}
+
+static void fork_prepare(void)
+{
+	hak__heaps_lock();
+	hak__pool_lock_all();
+	hak__arena_lock_all();
+	hak__large_lock_all();
+}
+
+static void fork_parent(void)
+{
+	hak__large_unlock_all(false);
+	hak__arena_unlock_all(false);
+	hak__pool_unlock_all(false);
+	hak__heaps_unlock(false);
+}
+
+static void fork_child(void)
+{
+	hak__large_unlock_all(true);
+	hak__arena_unlock_all(true);
+	hak__pool_unlock_all(true);
+	hak__heaps_unlock(true);
+	atomic_store(&bg_state, 0); /* the background thread did not come along */
+	atomic_store(&bg_sleeping, 0);
+	struct hak_heap *self = hak__tl_heap;
+	hak__heaps_after_fork_child(self == &hak__empty_heap ? NULL : self);
+	hak__stats_fork_child();
+	if (self != &hak__empty_heap)
+		hak__thread_started(self);
+}
+
+static uintptr_t random_secret(void)
+{
+	uintptr_t s = 0;
+	const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+	if (r)
+		memcpy(&s, r + 8, sizeof s); /* the first 8 bytes are the stack canary */
+	s ^= (uintptr_t)&s ^ ((uintptr_t)getpid() << 32);
+	return s | 1;
+}
+
+void hak__init_slow(void)
+{
+	hak__spin_lock(&init_lock);
+	if (atomic_load_explicit(&hak__initialized, memory_order_relaxed)) {
+		hak__spin_unlock(&init_lock);
+		return;
+	}
+	int saved = errno;
+	hak__secret = random_secret();
+	hak__options_init();
+	hak__stats_init();
+	heap_key_ok = pthread_key_create(&heap_key, thread_exit) == 0;
+	atomic_store_explicit(&hak__initialized, 1, memory_order_release);
+	hak__spin_unlock(&init_lock);
+	/* pthread_atfork may allocate: only once we are usable */
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	errno = saved;
+}
+
+/* Background thread ------------------------------------------------------- */
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val, const struct timespec *ts)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static bool purge_pending(void)
+{
+	return atomic_load_explicit((_Atomic uint64_t *)&hak__seg->global.unpurged_free_bytes,
+				    memory_order_relaxed) != 0;
+}
+
+static void *background_main(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	uint64_t delay = (uint64_t)hak__opt.purge_delay_ms * 1000000u;
+	uint64_t sweep = (uint64_t)hak__opt.sweep_ms * 1000000u;
+	uint64_t tick = delay / 2 ? delay / 2 : 1000000u;
+	if (sweep && sweep < tick)
+		tick = sweep;
+	uint64_t last_sweep = 0;
+	for (;;) {
+		uint32_t seq = atomic_load(&bg_seq);
+		uint64_t now = hak__now_ns();
+		if (sweep && now - last_sweep >= sweep) {
+			hak__sweep_pending();
+			last_sweep = now;
+		}
+		hak__pages_purge(now - delay, false);
+		hak__large_purge(now - delay, false);
+		struct timespec ts = {.tv_sec = (time_t)(tick / 1000000000u),
+				      .tv_nsec = (long)(tick % 1000000000u)};
+		if (!sweep && !purge_pending()) {
+			atomic_store(&bg_sleeping, 1);
+			futex_wait(&bg_seq, seq, NULL); /* idle until the next kick */
+			atomic_store(&bg_sleeping, 0);
+		} else {
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+/* Note that there is (or may be) memory to purge.  Never starts the thread
+ * itself: callers may hold locks; hak__background_poll() does, later. */
+void hak__background_kick(void)
+{
+	if (!hak__opt.background) {
+		return;
+	}
+	int s = atomic_load_explicit(&bg_state, memory_order_relaxed);
+	if (s == 0) {
+		atomic_store_explicit(&bg_state, 1, memory_order_relaxed);
+		return;
+	}
+	if (s == 2 && atomic_load_explicit(&bg_sleeping, memory_order_relaxed)) {
+		atomic_fetch_add(&bg_seq, 1);
+		futex_wake(&bg_seq);
+	}
+}
+
+/* Start the background thread if it was asked for.  Call with no lock held
+ * (pthread_create allocates). */
+void hak__background_poll(void)
+{
+	int want = 1;
+	if (atomic_load_explicit(&bg_state, memory_order_relaxed) != 1 ||
+	    !atomic_compare_exchange_strong(&bg_state, &want, 2))
+		return;
+	int saved = errno;
+	pthread_attr_t attr;
+	pthread_t t;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN > 65536 ? PTHREAD_STACK_MIN : 65536);
+	if (pthread_create(&t, &attr, background_main, NULL) != 0)
+		atomic_store(&bg_state, 1); /* try again at a later poll */
+	pthread_attr_destroy(&attr);
+	errno = saved;
+}
+
+/* Without a background thread (HAKMEM_BACKGROUND=0), purge from the slow
+ * paths instead: at most every purge delay. */
+void hak__purge_inline(void)
+{
+	static _Atomic uint64_t last;
+	uint64_t now = hak__now_ns();
+	uint64_t delay = (uint64_t)hak__opt.purge_delay_ms * 1000000u;
+	uint64_t l = atomic_load_explicit(&last, memory_order_relaxed);
+	if (now - l < delay / 2 + 1 ||
+	    !atomic_compare_exchange_strong(&last, &l, now))
+		return;
+	hak__pages_purge(now - delay, false);
+	hak__large_purge(now - delay, false);
+}
+
+__attribute__((constructor)) static void hak_ctor(void)
+{
+	hak__init();
+}
+
+__attribute__((destructor)) static void hak_dtor(void)
+{
+	if (!atomic_load(&hak__initialized))
+		return;
+	if (hak__opt.show_stats)
+		hak__stats_print(STDERR_FILENO);
+	hak__stats_exit();
+}

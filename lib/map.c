@@ -1,0 +1,55 @@
+/*
+ * map.c - which 64 KiB granules of the address space belong to hakmem.
+ *
+ * A two-level table: 2^15 top entries (one per 4 GiB) pointing to leaves of
+ * 2^16 bytes (one byte per 64 KiB granule), mapped on first use and never
+ * freed.  free() and friends consult it before they trust any metadata, so
+ * a foreign pointer is reported instead of corrupting memory.
+ */
+#include "config.h"
+#include "internal.h"
+
+#define HAK_MAP_TOP_ENTRIES (1u << (31 - HAK_MAP_LEAF_SHIFT))
+#define HAK_MAP_LEAF_SIZE ((size_t)1 << HAK_MAP_LEAF_SHIFT)
+
+_Atomic(uint8_t *) hak__map_top[HAK_MAP_TOP_ENTRIES];
+
+static uint8_t *leaf_get(uintptr_t g)
+{
+	_Atomic(uint8_t *) *slot = &hak__map_top[g >> HAK_MAP_LEAF_SHIFT];
+	uint8_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
+	if (leaf)
+		return leaf;
+	uint8_t *fresh = hak__os_map(HAK_MAP_LEAF_SIZE);
+	if (!fresh)
+		return NULL;
+	uint8_t *expected = NULL;
+	if (atomic_compare_exchange_strong_explicit(slot, &expected, fresh,
+						    memory_order_acq_rel,
+						    memory_order_acquire))
+		return fresh;
+	hak__os_unmap(fresh, HAK_MAP_LEAF_SIZE); /* another thread won */
+	return expected;
+}
+
+/* Mark [p, p+size) (64 KiB aligned) as kind.  Returns -1 (ENOMEM) if a
+ * leaf could not be mapped; marking HAK_MAP_NONE never fails. */
+int hak__map_set(void *p, size_t size, unsigned kind)
+{
+	uintptr_t g = (uintptr_t)p >> HAK_PAGE_SHIFT;
+	uintptr_t end = ((uintptr_t)p + size + HAK_PAGE_SIZE - 1) >> HAK_PAGE_SHIFT;
+	for (; g < end; g++) {
+		uint8_t *leaf = kind == HAK_MAP_NONE
+			? atomic_load_explicit(&hak__map_top[g >> HAK_MAP_LEAF_SHIFT],
+					       memory_order_acquire)
+			: leaf_get(g);
+		if (!leaf) {
+			if (kind == HAK_MAP_NONE)
+				continue;
+			return -1;
+		}
+		atomic_store_explicit((_Atomic uint8_t *)&leaf[g & (HAK_MAP_LEAF_SIZE - 1)],
+				      (uint8_t)kind, memory_order_release);
+	}
+	return 0;
+}

@@ -1,0 +1,168 @@
+/*
+ * os.c - the only file that talks to the kernel for memory, time and
+ * threads-ids, plus error reporting that never allocates.
+ *
+ * Every wrapper preserves errno except hak__os_map*, which leave ENOMEM
+ * when the kernel refuses memory.
+ */
+#include "config.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+void *hak__os_map(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+/* Map size bytes aligned to align (a power of two >= 4 KiB) by mapping
+ * size + align and trimming both ends. */
+void *hak__os_map_aligned(size_t size, size_t align)
+{
+	if (align <= HAK_OS_PAGE)
+		return hak__os_map(size);
+	if (size + align < size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	char *raw = hak__os_map(size + align);
+	if (!raw)
+		return NULL;
+	uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+	size_t head = start - (uintptr_t)raw;
+	size_t tail = align - head;
+	if (head)
+		hak__os_unmap(raw, head);
+	if (tail)
+		hak__os_unmap((char *)start + size, tail);
+	return (void *)start;
+}
+
+void hak__os_unmap(void *p, size_t size)
+{
+	int saved = errno;
+	munmap(p, size);
+	errno = saved;
+}
+
+/* Give the memory back but keep the range mapped (it reads as zero). */
+void hak__os_purge(void *p, size_t size)
+{
+	int saved = errno;
+	madvise(p, size, MADV_DONTNEED);
+	errno = saved;
+}
+
+uint64_t hak__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+pid_t hak__gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* Spin locks guard slow paths only (page pool, span cache, registries);
+ * no system call is made while one is held. */
+void hak__spin_lock(_Atomic uint32_t *l)
+{
+	for (unsigned spins = 0;; spins++) {
+		if (!atomic_exchange_explicit(l, 1, memory_order_acquire))
+			return;
+		while (atomic_load_explicit(l, memory_order_relaxed)) {
+			if (++spins > 64) {
+				sched_yield();
+				spins = 0;
+			} else {
+				__builtin_ia32_pause();
+			}
+		}
+	}
+}
+
+bool hak__spin_trylock(_Atomic uint32_t *l)
+{
+	return !atomic_load_explicit(l, memory_order_relaxed) &&
+	       !atomic_exchange_explicit(l, 1, memory_order_acquire);
+}
+
+void hak__spin_unlock(_Atomic uint32_t *l)
+{
+	atomic_store_explicit(l, 0, memory_order_release);
+}
+
+char *hak__fmt_hex(char *buf, uintptr_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+	char tmp[2 + 16];
+	int n = 0;
+	do {
+		tmp[n++] = digits[v & 15];
+		v >>= 4;
+	} while (v);
+	char *o = buf;
+	*o++ = '0';
+	*o++ = 'x';
+	while (n)
+		*o++ = tmp[--n];
+	*o = 0;
+	return buf;
+}
+
+char *hak__fmt_u64(char *buf, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	char *o = buf;
+	while (n)
+		*o++ = tmp[--n];
+	*o = 0;
+	return buf;
+}
+
+void hak__write_err(const char *a, const char *b, const char *c)
+{
+	const char *parts[3] = {a, b, c};
+	int saved = errno;
+	for (int i = 0; i < 3; i++) {
+		if (!parts[i])
+			continue;
+		size_t len = strlen(parts[i]);
+		while (len) {
+			ssize_t w = write(STDERR_FILENO, parts[i], len);
+			if (w <= 0)
+				break;
+			parts[i] += w;
+			len -= (size_t)w;
+		}
+	}
+	errno = saved;
+}
+
+void hak__fatal_ptr(const char *what, const void *p)
+{
+	char hex[24];
+	hak__write_err("hakmem: ", what, ": ");
+	hak__write_err(hak__fmt_hex(hex, (uintptr_t)p), "\n", NULL);
+	abort();
+}

@@ -1,0 +1,106 @@
+/*
+ * page.c - one page's blocks: initialisation, lazy carving, the holder's
+ * local free list, and the lock-free remote list other threads push onto.
+ */
+#include "config.h"
+#include "internal.h"
+
+/* The page every class of a heap points to before it has a real one: it has
+ * no free block, so the allocation fast path falls to the slow path. */
+struct hak_page hak__empty_page;
+uintptr_t hak__secret;
+
+/* Carve at most this many bytes per extension, so that a page touches only
+ * the memory it hands out. */
+#define HAK_CARVE_BYTES 4096u
+
+void hak__page_init(struct hak_page *pg, unsigned cls)
+{
+	uint32_t bs = hak__class_size[cls];
+	pg->class_idx = (uint8_t)cls;
+	pg->block_size = bs;
+	pg->recip = (uint32_t)((((uint64_t)1 << 32) + bs - 1) / bs);
+	pg->capacity = (uint32_t)(HAK_PAGE_SIZE / bs);
+	pg->carved = 0;
+	pg->used = 0;
+	pg->free = NULL;
+	pg->in_list = 0;
+	pg->next = pg->prev = NULL;
+	atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
+}
+
+/* Carve fresh blocks onto the (empty) local free list; false when the page
+ * has no uncarved block left. */
+bool hak__page_extend(struct hak_page *pg)
+{
+	uint32_t left = pg->capacity - pg->carved;
+	if (!left)
+		return false;
+	uint32_t n = HAK_CARVE_BYTES / pg->block_size;
+	if (n == 0)
+		n = 1;
+	if (n > left)
+		n = left;
+	char *first = pg->start + (size_t)pg->carved * pg->block_size;
+	char *p = first;
+	for (uint32_t i = 1; i < n; i++) {
+		((struct hak_block *)p)->next = (struct hak_block *)(p + pg->block_size);
+		p += pg->block_size;
+	}
+	((struct hak_block *)p)->next = pg->free;
+	pg->free = (struct hak_block *)first;
+	pg->carved += n;
+	return true;
+}
+
+/* Splice the whole remote list into the local free list (holder only).
+ * Returns how many blocks came back. */
+unsigned hak__page_drain(struct hak_page *pg)
+{
+	if (!atomic_load_explicit(&pg->remote, memory_order_relaxed))
+		return 0;
+	struct hak_block *list = atomic_exchange_explicit(&pg->remote, NULL, memory_order_acquire);
+	if (!list)
+		return 0;
+	unsigned n = 1;
+	struct hak_block *tail = list;
+	while (tail->next) {
+		tail = tail->next;
+		n++;
+	}
+	tail->next = pg->free;
+	pg->free = list;
+	pg->used -= n;
+	return n;
+}
+
+/* Push a block freed by a thread that does not hold the page.  Returns true
+ * when the push took the remote list from empty to non-empty.  seq_cst so
+ * that the pusher's following load of owner and the holder's float-then-
+ * check in hak__heap_float() cannot both miss each other. */
+bool hak__remote_push(struct hak_page *pg, struct hak_block *b)
+{
+	b->marker = hak__free_marker(b);
+	struct hak_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
+	do {
+		b->next = head;
+	} while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b,
+							memory_order_seq_cst,
+							memory_order_relaxed));
+	return head == NULL;
+}
+
+/* Validate a block about to be freed: it must start a block of a page in
+ * use, and must not carry the free marker (a double free). */
+void hak__block_check(struct hak_page *pg, void *p)
+{
+	uintptr_t owner = atomic_load_explicit(&pg->owner, memory_order_relaxed);
+	if (owner == HAK_OWNER_FREE || owner == 0)
+		hak__fatal_ptr("free of a pointer not allocated (or already freed)", p);
+	size_t off = (size_t)((char *)p - pg->start);
+	uint32_t idx = (uint32_t)(((uint64_t)off * pg->recip) >> 32);
+	if ((size_t)idx * pg->block_size != off || idx >= pg->capacity)
+		hak__fatal_ptr("free of an invalid pointer (not the start of a block)", p);
+	if (((struct hak_block *)p)->marker == hak__free_marker(p))
+		hak__fatal_ptr("double free", p);
+}
