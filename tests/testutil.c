@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -214,6 +215,33 @@ void tu_run_child(void (*fn)(void *), void *arg, unsigned timeout_s,
 	while (waitpid(pid, &out->status, 0) < 0)
 		if (errno != EINTR)
 			TU_FAIL("waitpid: %s", strerror(errno));
+	out->pid = pid;
+	/* the child ended with _exit or a signal: nothing removed its segment */
+	tu_remove_stats_segment(pid);
+}
+
+/* HAK_SEG_PREFIX of lib/statseg.h followed by the pid */
+static void segment_name(char *buf, size_t cap, pid_t pid)
+{
+	snprintf(buf, cap, "/hakmem.%ld", (long)pid);
+}
+
+void tu_remove_stats_segment(pid_t pid)
+{
+	char name[64];
+	segment_name(name, sizeof name, pid);
+	shm_unlink(name);
+}
+
+bool tu_stats_segment_exists(pid_t pid)
+{
+	char name[64];
+	segment_name(name, sizeof name, pid);
+	int fd = shm_open(name, O_RDONLY, 0);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
 }
 
 void tu_expect_abort_naming(const struct tu_child *c, const void *p,

@@ -61,6 +61,7 @@ bool tu_all_zero(const void *p, size_t n);
 
 /* Result of running a function in a forked child. */
 struct tu_child {
+	pid_t pid;
 	int status;       /* as from waitpid */
 	char err[4096];   /* the child's stderr, NUL-terminated, truncated */
 	size_t err_len;
@@ -69,7 +70,8 @@ struct tu_child {
 /* Fork; in the child redirect stderr to a pipe and call fn(arg), then
  * _exit(0).  The parent collects stderr and the exit status.  The child
  * is killed by SIGALRM if it runs longer than timeout_s seconds (a hang
- * guard, not a performance threshold). */
+ * guard, not a performance threshold).  The child's stats segment, which
+ * nothing removes after _exit or a signal, is removed. */
 void tu_run_child(void (*fn)(void *), void *arg, unsigned timeout_s,
 		  struct tu_child *out);
 
@@ -77,6 +79,13 @@ void tu_run_child(void (*fn)(void *), void *arg, unsigned timeout_s,
  * stderr, and that line contains the address p in hexadecimal. */
 void tu_expect_abort_naming(const struct tu_child *c, const void *p,
 			    const char *what);
+
+/* Remove the stats segment hakmem publishes for process pid (named as in
+ * lib/statseg.h), if it is there: processes that die leave theirs. */
+void tu_remove_stats_segment(pid_t pid);
+
+/* Whether that segment exists. */
+bool tu_stats_segment_exists(pid_t pid);
 
 /* Fail unless the standard malloc of this process is hakmem's: the
  * library's counters must move when malloc and free are called. */
