@@ -8,6 +8,9 @@
 py=${PYTHON3:-}
 [ -n "$py" ] || py=$(command -v python3 2>/dev/null) || true
 [ -n "$py" ] && "$py" -c 'import threading, ctypes' 2>/dev/null || skip "python3 (with ctypes) not found"
+# The interpreter itself, not a wrapper script (pyenv shims are slow).
+py=$("$py" -c 'import sys; print(sys.executable)') && [ -x "$py" ] ||
+	skip "cannot find the python3 executable"
 require_preload_works
 workload=$HAKMEM_TEST_SRCDIR/preload_workload.py
 export PYTHONHASHSEED=0
@@ -45,7 +48,7 @@ PY
 }
 cat "$tmp/ctypes.out"
 
-same_output python-default "$py" "$workload" --threads 4
-PYTHONMALLOC=malloc same_output python-malloc "$py" "$workload" --threads 4
+same_output python-default "$py" "$workload" --threads 3 --rounds 40
+same_output python-malloc env PYTHONMALLOC=malloc "$py" "$workload" --threads 3 --rounds 40
 grep -q '^total [0-9a-f]\{64\}$' "$tmp/python-malloc.hak" || fail "workload printed no total"
 exit 0

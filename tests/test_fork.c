@@ -25,18 +25,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hakmem.h"
 #include "testutil.h"
 
-#define PARENT_THREADS 4
+#define PARENT_THREADS 3
 #define SHARED_SLOTS 256
 #define CHILD_TIMEOUT_S 60 /* hang guard: a deadlocked child */
 #define HDR 16             /* block header: size and key */
 
 static uint64_t seed = 0xf0f0f0f0u;
-static unsigned n_children = 40;
+static unsigned n_children = 16;
 static atomic_bool stop;
 /* Published blocks: each starts with its size and key, then the pattern. */
 static _Atomic(char *) shared[SHARED_SLOTS];
@@ -71,7 +72,7 @@ static size_t random_size(struct tu_rng *r)
 {
 	unsigned e = (unsigned)tu_rng_range(r, 4, 15);
 	if (tu_rng_range(r, 0, 99) == 0)
-		return (size_t)tu_rng_range(r, 32769, (size_t)1 << 20);
+		return (size_t)tu_rng_range(r, 32769, (size_t)256 << 10);
 	return (size_t)tu_rng_range(r, (size_t)1 << (e - 1), (size_t)1 << e);
 }
 
@@ -81,7 +82,11 @@ static void *parent_worker(void *arg)
 	struct tu_rng r;
 	char *local[32] = { 0 };
 	tu_rng_seed(&r, seed + (uintptr_t)arg);
-	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+	for (unsigned iter = 0; !atomic_load_explicit(&stop, memory_order_relaxed); iter++) {
+		/* a short nap now and then leaves the children some CPU: they
+		 * share two cores with these threads */
+		if (iter % 16 == 15)
+			nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
 		unsigned i = (unsigned)tu_rng_range(&r, 0, 31);
 		if (local[i])
 			verify_free(local[i], "parent local block");
@@ -110,7 +115,7 @@ static void *child_thread(void *varg)
 	struct tu_rng r;
 	char *keep[16] = { 0 };
 	tu_rng_seed(&r, a->seed);
-	for (unsigned i = 0; i < 3000; i++) {
+	for (unsigned i = 0; i < 1000; i++) {
 		unsigned k = (unsigned)tu_rng_range(&r, 0, 15);
 		if (keep[k])
 			verify_free(keep[k], "child thread block");
@@ -149,7 +154,7 @@ static void child_body(unsigned number, int depth)
 {
 	static const size_t sizes[] = { 0, 1, 16, 24, 100, 512, 1000, 2048, 4000,
 					8192, 20000, 32768, 32769, 100000,
-					(size_t)1 << 20, (size_t)6 << 20 };
+					(size_t)1 << 20, (size_t)3 << 20 };
 	enum { NS = sizeof sizes / sizeof sizes[0] };
 	char *mine[NS + 4];
 	struct tu_rng r;

@@ -115,4 +115,15 @@ extern const struct tu_api tu_api_std, tu_api_hak;
 /* Unsigned integer from a command line option value; fails on junk. */
 uint64_t tu_parse_u64(const char *name, const char *s);
 
+/* For check(1) tests (include <check.h> first): an assertion for hot
+ * loops.  ck_assert records its location with a write(2) on every
+ * success; this costs nothing until it fails. */
+#ifdef CHECK_MAJOR_VERSION
+#define UCHECK(cond, ...)                    \
+	do {                                 \
+		if (!(cond))                 \
+			ck_abort_msg(__VA_ARGS__); \
+	} while (0)
+#endif
+
 #endif /* HAKMEM_TESTUTIL_H */

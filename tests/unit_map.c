@@ -29,18 +29,19 @@ static void expect_small_block(void *p, size_t req)
 {
 	struct hak_page *pg = hak__page_of(p);
 	ck_assert_uint_ge(pg->block_size, req);
-	ck_assert_msg((char *)p >= pg->start && (char *)p < pg->start + HAK_PAGE_SIZE,
+	UCHECK((char *)p >= pg->start && (char *)p < pg->start + HAK_PAGE_SIZE,
 		      "block %p not in the page [%p, +64K) found for it", p,
 		      (void *)pg->start);
 	ck_assert_uint_eq(((char *)p - pg->start) % pg->block_size, 0);
 	for (size_t i = 0; i < pg->block_size; i++) {
 		char *q = (char *)p + i;
-		ck_assert_msg(hak__map_kind(q) == HAK_MAP_SMALL,
+		UCHECK(hak__map_kind(q) == HAK_MAP_SMALL,
 			      "interior %p (+%zu) of a %u-byte block: kind %u", (void *)q, i,
 			      (unsigned)pg->block_size, hak__map_kind(q));
-		ck_assert_msg(hak__page_of(q) == pg, "interior %p (+%zu) maps to another page",
+		UCHECK(hak__page_of(q) == pg, "interior %p (+%zu) maps to another page",
 			      (void *)q, i);
-		ck_assert_ptr_eq(hak__arena_of(q), hak__arena_of(p));
+		UCHECK(hak__arena_of(q) == hak__arena_of(p), "interior %p: another arena",
+		       (void *)q);
 	}
 	/* the arena's metadata page never passes for blocks */
 	ck_assert_uint_eq(hak__map_kind(hak__arena_of(p)), HAK_MAP_NONE);
@@ -80,7 +81,7 @@ static void expect_large_block(char *p, size_t size)
 {
 	size_t step = size / 61 + 1; /* not a power of two: varied offsets */
 	for (size_t i = 0; i < size; i += step)
-		ck_assert_msg(hak__map_kind(p + i) == HAK_MAP_LARGE,
+		UCHECK(hak__map_kind(p + i) == HAK_MAP_LARGE,
 			      "large block %p +%zu: kind %u", (void *)p, i, hak__map_kind(p + i));
 	ck_assert_uint_eq(hak__map_kind(p + size - 1), HAK_MAP_LARGE);
 	ck_assert_uint_eq(hak__map_kind(p), HAK_MAP_LARGE);
@@ -109,7 +110,7 @@ END_TEST
 
 static void expect_none(const void *p, const char *what)
 {
-	ck_assert_msg(hak__map_kind(p) == HAK_MAP_NONE, "%s %p: kind %u, want NONE", what,
+	UCHECK(hak__map_kind(p) == HAK_MAP_NONE, "%s %p: kind %u, want NONE", what,
 		      p, hak__map_kind(p));
 }
 

@@ -42,7 +42,7 @@ static unsigned list_len(struct hak_block *b)
 {
 	unsigned n = 0;
 	for (; b; b = b->next) {
-		ck_assert_uint_le(n, MAX_BLOCKS);
+		UCHECK(n <= MAX_BLOCKS, "free list longer than a page can hold: a cycle?");
 		n++;
 	}
 	return n;
@@ -51,12 +51,13 @@ static unsigned list_len(struct hak_block *b)
 static unsigned block_index(struct hak_page *pg, const void *b)
 {
 	size_t off = (size_t)((const char *)b - pg->start);
-	ck_assert_msg((const char *)b >= pg->start && off < HAK_PAGE_SIZE,
+	UCHECK((const char *)b >= pg->start && off < HAK_PAGE_SIZE,
 		      "block %p outside its page [%p, +64K)", b, (void *)pg->start);
-	ck_assert_msg(off % pg->block_size == 0, "block %p at offset %zu, spacing %u", b,
+	UCHECK(off % pg->block_size == 0, "block %p at offset %zu, spacing %u", b,
 		      off, (unsigned)pg->block_size);
 	unsigned idx = (unsigned)(off / pg->block_size);
-	ck_assert_uint_lt(idx, pg->capacity);
+	UCHECK(idx < pg->capacity, "block %p: index %u beyond capacity %u", b, idx,
+	       (unsigned)pg->capacity);
 	return idx;
 }
 
@@ -141,9 +142,10 @@ START_TEST(carving)
 			struct hak_block *b;
 			while ((b = pop(pg)) != NULL) {
 				unsigned idx = block_index(pg, b);
-				ck_assert_msg(!seen[idx], "class %u: block %u handed out twice", c, idx);
+				UCHECK(!seen[idx], "class %u: block %u handed out twice", c, idx);
 				/* carving is in address order from the page start */
-				ck_assert_uint_lt(idx, pg->carved);
+				UCHECK(idx < pg->carved, "class %u: block %u handed out, only %u carved",
+				       c, idx, (unsigned)pg->carved);
 				seen[idx] = 1;
 				blk[n++] = b;
 				/* a block may be written through its whole size
@@ -190,7 +192,7 @@ START_TEST(remote_push_and_drain)
 		ck_assert_uint_eq(hak__page_drain(pg), 0); /* nothing to drain */
 		for (unsigned i = 0; i < k; i++) {
 			bool first = hak__remote_push(pg, blk[i]);
-			ck_assert_msg(first == (i == 0),
+			UCHECK(first == (i == 0),
 				      "push %u returned %d: only the first push onto an "
 				      "empty remote list returns true", i, first);
 			/* pushed blocks still count as used until drained */
@@ -304,12 +306,13 @@ START_TEST(concurrent_push_drain)
 			d = hak__page_drain(pg);
 			nonzero += d != 0;
 			drained += d;
-			ck_assert_uint_le(drained, total);
+			UCHECK(drained <= total, "round %u: drained %u of %u pushed", r, drained,
+			       total);
 			if (!d && pushers_done)
 				break;
 		}
 		ck_assert_uint_eq(hak__page_drain(pg), 0);
-		ck_assert_msg(drained == total, "round %u: drained %u of %u pushed blocks",
+		UCHECK(drained == total, "round %u: drained %u of %u pushed blocks",
 			      r, drained, total);
 		ck_assert_uint_eq(pg->used, n - total);
 		/* each pushed block is on the local list exactly once */
@@ -317,7 +320,7 @@ START_TEST(concurrent_push_drain)
 		unsigned len = 0;
 		for (struct hak_block *b = pg->free; b; b = b->next) {
 			unsigned idx = block_index(pg, b);
-			ck_assert_msg(!seen[idx], "round %u: block %u on the list twice", r, idx);
+			UCHECK(!seen[idx], "round %u: block %u on the list twice", r, idx);
 			seen[idx] = 1;
 			len++;
 		}
@@ -327,7 +330,8 @@ START_TEST(concurrent_push_drain)
 		while (atomic_load(&round_done) < r * PUSHERS)
 			sched_yield();
 		for (unsigned i = 0; i < total; i++)
-			ck_assert_ptr_nonnull(pop(pg));
+			UCHECK(pop(pg) != NULL, "round %u: free list ran dry at %u of %u", r, i,
+			       total);
 		ck_assert_ptr_null(pg->free);
 	}
 	unsigned firsts = 0;
@@ -337,7 +341,7 @@ START_TEST(concurrent_push_drain)
 	}
 	/* every empty->non-empty transition was reported to exactly one
 	 * pusher, and each non-empty->empty one was a drain that found blocks */
-	ck_assert_msg(firsts == nonzero, "pushes that saw an empty list: %u, "
+	UCHECK(firsts == nonzero, "pushes that saw an empty list: %u, "
 		      "drains that found blocks: %u", firsts, nonzero);
 	ck_assert_uint_ge(firsts, ROUNDS);
 }

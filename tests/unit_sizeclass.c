@@ -24,11 +24,11 @@ START_TEST(table_shape)
 	ck_assert_uint_eq(hak__class_size[0], 16);
 	ck_assert_uint_eq(hak__class_size[HAK_NUM_CLASSES - 1], HAK_SMALL_MAX);
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-		ck_assert_msg(hak__class_size[c] % HAK_MIN_ALIGN == 0,
+		UCHECK(hak__class_size[c] % HAK_MIN_ALIGN == 0,
 			      "class %u size %u is not a multiple of 16", c,
 			      (unsigned)hak__class_size[c]);
 		if (c > 0)
-			ck_assert_msg(hak__class_size[c] > hak__class_size[c - 1],
+			UCHECK(hak__class_size[c] > hak__class_size[c - 1],
 				      "class %u (%u) not above class %u (%u)", c,
 				      (unsigned)hak__class_size[c], c - 1,
 				      (unsigned)hak__class_size[c - 1]);
@@ -43,24 +43,24 @@ START_TEST(every_size_fits_smallest_class)
 	unsigned prev = 0;
 	for (size_t s = 0; s <= HAK_SMALL_MAX; s++) {
 		unsigned c = hak__class_of(s);
-		ck_assert_msg(c < HAK_NUM_CLASSES, "size %zu -> class %u", s, c);
+		UCHECK(c < HAK_NUM_CLASSES, "size %zu -> class %u", s, c);
 		size_t cs = hak__class_size[c];
-		ck_assert_msg(cs >= s, "size %zu -> class %u of only %zu bytes", s, c, cs);
+		UCHECK(cs >= s, "size %zu -> class %u of only %zu bytes", s, c, cs);
 		/* the smallest class that fits: the one below is too small */
 		if (c > 0)
-			ck_assert_msg(hak__class_size[c - 1] < s,
+			UCHECK(hak__class_size[c - 1] < s,
 				      "size %zu -> class %u (%zu) but class %u (%u) fits",
 				      s, c, cs, c - 1, (unsigned)hak__class_size[c - 1]);
-		ck_assert_msg(c >= prev, "class of %zu (%u) below class of %zu (%u)", s, c,
+		UCHECK(c >= prev, "class of %zu (%u) below class of %zu (%u)", s, c,
 			      s - 1, prev);
-		ck_assert_msg(c <= prev + 1, "size %zu skips from class %u to %u", s, prev, c);
+		UCHECK(c <= prev + 1, "size %zu skips from class %u to %u", s, prev, c);
 		prev = c;
 		/* bounded waste */
 		if (s <= 128)
-			ck_assert_msg(cs - s <= 15 || s == 0,
+			UCHECK(cs - s <= 15 || s == 0,
 				      "size %zu wastes %zu bytes in class %zu", s, cs - s, cs);
 		else
-			ck_assert_msg((cs - s) * 4 <= s,
+			UCHECK((cs - s) * 4 <= s,
 				      "size %zu wastes %zu bytes (> 25%%) in class %zu", s,
 				      cs - s, cs);
 	}
@@ -89,14 +89,15 @@ START_TEST(usable_size_is_class_size)
 {
 	for (size_t s = 0; s <= HAK_SMALL_MAX; s += (s < 4096 ? 1 : 13)) {
 		void *p = hak_malloc(s);
-		ck_assert_ptr_nonnull(p);
+		UCHECK(p != NULL, "hak_malloc(%zu) failed", s);
 		size_t u = hak_malloc_usable_size(p);
-		ck_assert_msg(u == hak__class_size[hak__class_of(s)],
+		UCHECK(u == hak__class_size[hak__class_of(s)],
 			      "usable size of hak_malloc(%zu) is %zu, class size %u", s, u,
 			      (unsigned)hak__class_size[hak__class_of(s)]);
 		/* blocks are spaced by their class size inside their page */
 		struct hak_page *pg = hak__page_of(p);
-		ck_assert_uint_eq(((char *)p - pg->start) % u, 0);
+		UCHECK(((char *)p - pg->start) % u == 0, "block %p of size %zu misplaced in page %p",
+		       p, u, (void *)pg->start);
 		hak_free(p);
 	}
 }
