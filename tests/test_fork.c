@@ -8,7 +8,8 @@
  * child), runs a thread that allocates, frees and frees the main thread's
  * blocks, checks it has a stats segment of its own when the parent has
  * one, and exits 0.  Every fourth child forks a grandchild that does the
- * same.  A child that deadlocks is killed by an alarm and reported.
+ * same; every eighth child is forked by a thread other than main.  A
+ * child that deadlocks is killed by an alarm and reported.
  *
  * Usage: test_fork [--children N] [--seed N]
  */
@@ -207,6 +208,37 @@ static void child_body(unsigned number, int depth)
 	exit(0); /* a normal exit: atexit handlers run, the segment goes */
 }
 
+/* Fork child c, wait for it, fail unless it exited 0 and removed its
+ * stats segment. */
+static void fork_and_check(unsigned c)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		TU_FAIL("fork: %s", strerror(errno));
+	if (pid == 0)
+		child_body(c, 0);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			TU_FAIL("waitpid: %s", strerror(errno));
+	if (WIFSIGNALED(st)) {
+		tu_remove_stats_segment(pid);
+		TU_FAIL("child %u (pid %ld) killed by signal %d%s", c, (long)pid, WTERMSIG(st),
+			WTERMSIG(st) == SIGALRM ? " (hung: deadlock after fork?)" : "");
+	}
+	TU_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %u exit status %d", c,
+		 WEXITSTATUS(st));
+	TU_CHECK(!tu_stats_segment_exists(pid),
+		 "child %u (pid %ld) exited normally but left its stats segment", c, (long)pid);
+}
+
+static void *fork_thread(void *arg)
+{
+	fork_and_check((unsigned)(uintptr_t)arg);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	pthread_t workers[PARENT_THREADS];
@@ -227,27 +259,13 @@ int main(int argc, char **argv)
 		sched_yield();
 
 	for (unsigned c = 0; c < n_children; c++) {
-		fflush(NULL);
-		pid_t pid = fork();
-		if (pid < 0)
-			TU_FAIL("fork: %s", strerror(errno));
-		if (pid == 0)
-			child_body(c, 0);
-		int st;
-		while (waitpid(pid, &st, 0) < 0)
-			if (errno != EINTR)
-				TU_FAIL("waitpid: %s", strerror(errno));
-		if (WIFSIGNALED(st)) {
-			tu_remove_stats_segment(pid);
-			TU_FAIL("child %u (pid %ld) killed by signal %d%s", c, (long)pid,
-				WTERMSIG(st),
-				WTERMSIG(st) == SIGALRM ? " (hung: deadlock after fork?)" : "");
+		if (c % 8 == 3) { /* fork from a thread other than main */
+			pthread_t t;
+			TU_CHECK(pthread_create(&t, NULL, fork_thread, (void *)(uintptr_t)c) == 0);
+			TU_CHECK(pthread_join(t, NULL) == 0);
+		} else {
+			fork_and_check(c);
 		}
-		TU_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %u exit status %d", c,
-			 WEXITSTATUS(st));
-		TU_CHECK(!tu_stats_segment_exists(pid),
-			 "child %u (pid %ld) exited normally but left its stats segment", c,
-			 (long)pid);
 	}
 	atomic_store(&stop, true);
 	for (unsigned i = 0; i < PARENT_THREADS; i++)
