@@ -19,6 +19,8 @@
  *    or another errno is not.
  *  - realloc(p, 0) frees p and returns NULL; realloc(NULL, n) is malloc(n).
  *  - Every successful call leaves errno alone, free included.
+ *  - Real exhaustion (under RLIMIT_AS) ends in NULL/ENOMEM, not a crash,
+ *    and allocation works again once memory is freed.
  */
 #include "config.h"
 
@@ -29,6 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "hakmem.h"
 #include "testutil.h"
@@ -336,6 +341,82 @@ static void test_errno_threads(const struct tu_api *a)
 		TU_CHECK(pthread_join(t[i], NULL) == 0);
 }
 
+/* Real exhaustion: under an address-space limit, allocation must end in
+ * NULL with ENOMEM (never a crash), and work again once memory is freed. */
+struct oom_arg {
+	const struct tu_api *a;
+	size_t min, max; /* request sizes */
+};
+
+static size_t vm_size_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long pages = 0;
+	TU_CHECK(f != NULL);
+	TU_CHECK(fscanf(f, "%lu", &pages) == 1);
+	fclose(f);
+	return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void oom_child(void *varg)
+{
+	const struct oom_arg *o = varg;
+	const struct tu_api *a = o->a;
+	enum { MAXP = 1 << 20 };
+	static void *ptrs[MAXP];
+	size_t n = 0, bytes = 0;
+	struct rlimit lim;
+
+	lim.rlim_cur = lim.rlim_max = vm_size_bytes() + ((size_t)96 << 20);
+	TU_CHECK(setrlimit(RLIMIT_AS, &lim) == 0);
+	for (;;) {
+		size_t sz = o->min + (n * 7919) % (o->max - o->min + 1);
+		errno = SENTINEL;
+		void *p = a->malloc(sz);
+		if (!p) {
+			TU_CHECK(errno == ENOMEM, "%s malloc(%zu) failed with errno %d after %zu "
+				 "bytes", a->name, sz, errno, bytes);
+			break;
+		}
+		TU_CHECK(errno == SENTINEL);
+		memset(p, 0x3c, sz < 4096 ? sz : 4096);
+		TU_CHECK(n < MAXP, "no ENOMEM after %zu allocations", n);
+		ptrs[n++] = p;
+		bytes += sz;
+	}
+	/* out of memory: the other entry points fail cleanly too */
+	errno = 0;
+	void *q = a->calloc(1, o->max);
+	TU_CHECK(q == NULL ? errno == ENOMEM : 1, "calloc at OOM: errno %d", errno);
+	a->free(q);
+	for (size_t i = 0; i < n; i++)
+		a->free(ptrs[i]);
+	hak_malloc_trim(0);
+	/* usable again */
+	for (size_t i = 0; i < 1000; i++) {
+		void *p = a->malloc(o->min + i % (o->max - o->min + 1));
+		TU_CHECK(p != NULL, "%s: malloc fails after freeing everything", a->name);
+		a->free(p);
+	}
+}
+
+static void test_exhaustion(const struct tu_api *a)
+{
+	static const size_t ranges[][2] = {
+		{ 16, 512 },                       /* small classes only */
+		{ 1025, 32768 },                   /* mid classes */
+		{ 40000, (size_t)4 << 20 },        /* large spans */
+	};
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+		struct oom_arg o = { .a = a, .min = ranges[i][0], .max = ranges[i][1] };
+		struct tu_child c;
+		tu_run_child(oom_child, &o, 120, &c);
+		if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0)
+			TU_FAIL("%s: exhaustion with sizes %zu..%zu: child status %#x, stderr: %s",
+				a->name, o.min, o.max, c.status, c.err);
+	}
+}
+
 int main(void)
 {
 	const struct tu_api *apis[] = { &tu_api_std, &tu_api_hak };
@@ -348,6 +429,7 @@ int main(void)
 		test_errno_kept(apis[i]);
 		test_zero_sizes(apis[i]);
 		test_errno_threads(apis[i]);
+		test_exhaustion(apis[i]);
 	}
 	printf("integ_errors: ok\n");
 	return 0;

@@ -50,7 +50,7 @@ static struct {
 	.threads = 4,
 	.generations = 6,
 	.ops = 40000,
-	.slots = 256,
+	.slots = 2048, /* per thread: holds a time slice of sends */
 	.large_permille = 5,
 	.max_large = (size_t)256 << 10,
 };

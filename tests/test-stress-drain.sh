@@ -1,5 +1,6 @@
 #!/bin/sh
-# test-stress-drain.sh - run stress_threads under every drain strategy.
+# test-stress-drain.sh - run stress_threads under every drain strategy
+# (and a few other settings).
 #
 # The same binary, seed and options under HAKMEM_DRAIN=owner, roundrobin,
 # hybrid and adopt (a strategy the library does not know yet falls back with
@@ -21,6 +22,21 @@ for mode in owner roundrobin hybrid adopt; do
 	if ! HAKMEM_DRAIN=$mode "$stress" "$@" 2>"$tmp/err"; then
 		cat "$tmp/err" >&2
 		echo "FAIL: stress_threads under HAKMEM_DRAIN=$mode" >&2
+		fail=1
+	fi
+	cat "$tmp/err"
+done
+
+# Other paths the defaults leave cold: the shared pool (MF2 off), purging
+# at once and from the allocating threads (purged pages reused), no large
+# span cache, no lease (pages may move on every adoption).
+for config in HAKMEM_MF2_ENABLE=0 "HAKMEM_PURGE_DELAY_MS=0 HAKMEM_BACKGROUND=0" \
+	HAKMEM_LARGE_CACHE_MB=0 "HAKMEM_LEASE_US=0 HAKMEM_SWEEP_MS=1"; do
+	echo "== $config"
+	# shellcheck disable=SC2086 # config is a list of assignments
+	if ! env $config "$stress" --generations 3 "$@" 2>"$tmp/err"; then
+		cat "$tmp/err" >&2
+		echo "FAIL: stress_threads under $config" >&2
 		fail=1
 	fi
 	cat "$tmp/err"
