@@ -25,21 +25,11 @@ static size_t os_page_size(void)
 
 /* malloc ------------------------------------------------------------------- */
 
-static HAK_NOINLINE void *malloc_generic(struct hak_heap *h, size_t size)
+static HAK_NOINLINE void *malloc_large(size_t size)
 {
-	void *p;
-	if (size <= HAK_SMALL_MAX) {
-		hak__init();
-		p = hak__heap_alloc_slow(h, hak__class_of(size));
-		if (!p)
-			errno = ENOMEM;
-	} else {
-		hak__init();
-		p = hak__large_alloc(size, HAK_MIN_ALIGN, false);
-	}
+	hak__init();
+	void *p = hak__large_alloc(size, HAK_MIN_ALIGN, false);
 	hak__background_poll();
-	if (!hak__opt.background)
-		hak__purge_inline();
 	return p;
 }
 
@@ -48,8 +38,18 @@ void *hak__malloc(size_t size)
 	struct hak_heap *h = hak__tl_heap;
 	if (likely(size <= HAK_SMALL_MAX)) {
 		unsigned c = hak__class_of(size);
+		struct hak_block *b;
+		unsigned n = h->tc_count[c];
+		if (likely(n)) {
+			b = h->tc[c][--n];
+			h->tc_count[c] = (uint16_t)n;
+			h->tc_bytes -= hak__class_size[c];
+			b->marker = 0;
+			HAK_STAT_ADD(h->st->allocs[c], 1);
+			return b;
+		}
 		struct hak_page *pg = h->active[c];
-		struct hak_block *b = pg->free;
+		b = pg->free;
 		if (likely(b)) {
 			pg->free = b->next;
 			pg->used++;
@@ -57,8 +57,9 @@ void *hak__malloc(size_t size)
 			HAK_STAT_ADD(h->st->allocs[c], 1);
 			return b;
 		}
+		return hak__heap_alloc_slow(h, c);
 	}
-	return malloc_generic(h, size);
+	return malloc_large(size);
 }
 
 /* free --------------------------------------------------------------------- */
@@ -76,39 +77,49 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
 	hak__background_poll();
 }
 
-static HAK_NOINLINE void free_emptied(struct hak_heap *h, struct hak_page *pg)
+/* The cache of class c is full or over budget: make room, then push. */
+static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct hak_block *b)
 {
-	hak__heap_page_emptied(h, pg);
+	hak__heap_tc_overflow(h, c, hak__class_size[c]);
+	unsigned n = h->tc_count[c];
+	h->tc[c][n] = b;
+	h->tc_count[c] = (uint16_t)(n + 1);
+	h->tc_bytes += hak__class_size[c];
+	if (--h->drain_tick == 0)
+		hak__heap_drain_tick(h);
 	hak__background_poll();
 }
 
+/* Every call below is a tail call, so the fast path needs no stack frame. */
 void hak__free(void *p)
 {
-	if (unlikely(!p))
-		return;
 	unsigned kind = hak__map_kind(p);
 	struct hak_heap *h = hak__tl_heap;
-	if (likely(kind == HAK_MAP_SMALL)) {
-		struct hak_page *pg = hak__page_of(p);
-		if (likely(atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h)) {
-			struct hak_block *b = p;
-			size_t off = (size_t)((char *)p - pg->start);
-			uint32_t idx = (uint32_t)(((uint64_t)off * pg->recip) >> 32);
-			if (unlikely((size_t)idx * pg->block_size != off ||
-				     b->marker == hak__free_marker(b)))
-				hak__block_check(pg, p); /* reports and aborts */
-			b->marker = hak__free_marker(b);
-			b->next = pg->free;
-			pg->free = b;
-			HAK_STAT_ADD(h->st->frees[pg->class_idx], 1);
-			if (unlikely(--pg->used == 0))
-				free_emptied(h, pg);
-			if (unlikely(--h->drain_tick == 0))
-				hak__heap_drain_tick(h);
+	if (unlikely(kind != HAK_MAP_SMALL)) {
+		if (!p)
 			return;
-		}
+		return free_generic(h, p, kind);
 	}
-	free_generic(h, p, kind);
+	struct hak_page *pg = hak__page_of(p);
+	if (unlikely(atomic_load_explicit(&pg->owner, memory_order_relaxed) != (uintptr_t)h))
+		return free_generic(h, p, kind);
+	struct hak_block *b = p;
+	size_t off = (size_t)((char *)p - pg->start);
+	uint32_t idx = (uint32_t)(((uint64_t)off * pg->recip) >> 32);
+	if (unlikely((size_t)idx * pg->block_size != off || b->marker == hak__free_marker(b)))
+		return hak__block_check(pg, p); /* reports and aborts */
+	b->marker = hak__free_marker(b);
+	unsigned c = pg->class_idx;
+	HAK_STAT_ADD(h->st->frees[c], 1);
+	unsigned n = h->tc_count[c];
+	size_t bytes = h->tc_bytes + pg->block_size;
+	if (unlikely(n >= hak__tc_cap[c] || bytes > HAK_TC_BUDGET))
+		return free_cache_full(h, c, b);
+	h->tc[c][n] = b;
+	h->tc_count[c] = (uint16_t)(n + 1);
+	h->tc_bytes = bytes;
+	if (unlikely(--h->drain_tick == 0))
+		return hak__heap_drain_tick(h);
 }
 
 /* The rest ----------------------------------------------------------------- */

@@ -184,3 +184,4 @@ void hak__arena_unlock_all(bool child)
 	(void)child;
 	hak__spin_unlock(&pool_lock);
 }
+

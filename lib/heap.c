@@ -18,6 +18,7 @@
 #include "config.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <string.h>
 
 struct hak_heap hak__empty_heap = {
@@ -50,7 +51,10 @@ static void heap_setup(struct hak_heap *h)
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		h->active[c] = &hak__empty_page;
 		h->partial[c] = NULL;
+		h->full[c] = h->full_tail[c] = NULL;
+		h->tc_count[c] = 0;
 	}
+	h->tc_bytes = 0;
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->tid, (uint64_t)h->tid,
@@ -120,17 +124,15 @@ static void pending_link(struct hak_pending *q, struct hak_page *pg)
 
 /* Queue pg on heap h's pending queue for its class unless it is queued
  * somewhere already.  Returns true if this call linked it. */
-static bool pending_enqueue(struct hak_heap *h, struct hak_page *pg, unsigned cls)
+static bool pending_enqueue(struct hak_heap *h, struct hak_page *pg, unsigned cls,
+			    struct hak_seg_slot *st)
 {
 	if (atomic_exchange_explicit(&pg->in_pending, 1, memory_order_acq_rel))
 		return false;
 	pending_link(&h->pending[cls], pg);
+	if (st) /* a first enqueue, not a page put back by a consumer */
+		HAK_STAT_ADD(st->pending_enqueued, 1);
 	return true;
-}
-
-void hak__pending_push(struct hak_heap *h, struct hak_page *pg)
-{
-	pending_enqueue(h, pg, pg->class_idx);
 }
 
 /* Pop one page (consumers serialised by the queue's try-lock: no ABA). */
@@ -152,39 +154,67 @@ static struct hak_page *pending_pop(struct hak_pending *q)
 	return pg;
 }
 
-/* A popped page that the popper could not take: if it still floats it goes
- * back on its owner's queue (its blocks must stay findable). */
+/* A popped page that the popper could not take goes back on its current
+ * owner's queue: its remote blocks must stay findable. */
 static void pending_requeue(struct hak_page *pg)
 {
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
-	if (!(o & HAK_OWNER_FLOAT))
-		return; /* held (its holder drains it) or free */
-	pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx);
+	if (o == HAK_OWNER_FREE || o == HAK_OWNER_POOL || o == 0)
+		return;
+	pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx, NULL);
 }
 
 /* Holding pages ---------------------------------------------------------- */
 
-static void partial_push(struct hak_heap *h, struct hak_page *pg)
+static struct hak_page **list_head(struct hak_heap *h, struct hak_page *pg)
 {
-	unsigned c = pg->class_idx;
-	pg->prev = NULL;
-	pg->next = h->partial[c];
-	if (pg->next)
-		pg->next->prev = pg;
-	h->partial[c] = pg;
-	pg->in_list = 1;
+	return pg->in_list == HAK_LIST_FULL ? &h->full[pg->class_idx]
+					    : &h->partial[pg->class_idx];
 }
 
-static void partial_unlink(struct hak_heap *h, struct hak_page *pg)
+static void list_push(struct hak_heap *h, struct hak_page *pg, uint8_t which)
 {
+	pg->in_list = which;
+	pg->full_tick = h->refills;
+	struct hak_page **head = list_head(h, pg);
+	pg->prev = NULL;
+	pg->next = *head;
+	if (pg->next)
+		pg->next->prev = pg;
+	else if (which == HAK_LIST_FULL)
+		h->full_tail[pg->class_idx] = pg;
+	*head = pg;
+}
+
+static void list_unlink(struct hak_heap *h, struct hak_page *pg)
+{
+	if (pg->in_list == HAK_LIST_NONE)
+		return;
 	if (pg->prev)
 		pg->prev->next = pg->next;
 	else
-		h->partial[pg->class_idx] = pg->next;
+		*list_head(h, pg) = pg->next;
 	if (pg->next)
 		pg->next->prev = pg->prev;
+	else if (pg->in_list == HAK_LIST_FULL)
+		h->full_tail[pg->class_idx] = pg->prev;
 	pg->next = pg->prev = NULL;
-	pg->in_list = 0;
+	pg->in_list = HAK_LIST_NONE;
+}
+
+static bool page_has_free(const struct hak_page *pg)
+{
+	return pg->free || pg->carved < pg->capacity;
+}
+
+/* Whether the thread that floated pg (owner value o) has exited since: its
+ * heap is dead, or was recycled by another thread (a newer generation). */
+static bool owner_gone(struct hak_page *pg, uintptr_t o)
+{
+	struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
+	return !atomic_load_explicit(&from->alive, memory_order_acquire) ||
+	       atomic_load_explicit(&pg->float_gen, memory_order_relaxed) !=
+		       atomic_load_explicit(&from->gen, memory_order_relaxed);
 }
 
 /* Try to take a floating page: CAS owner from o (a FLOAT value) to h. */
@@ -195,56 +225,87 @@ static bool page_take(struct hak_heap *h, struct hak_page *pg, uintptr_t o)
 						       memory_order_relaxed);
 }
 
-/* Float a held page that has no free block.  Returns false if remote frees
- * arrived meanwhile and the page was kept (drained, with free blocks). */
+/* Float a held page (in no list) that has no free block.  Returns false if
+ * remote frees arrived meanwhile and the page was kept, drained. */
 static bool page_float(struct hak_heap *h, struct hak_page *pg)
 {
+	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
+			      memory_order_relaxed);
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
 	if (!atomic_load_explicit(&pg->remote, memory_order_seq_cst))
 		return true;
-	/* A remote free raced with us: it may or may not have queued the page.
-	 * Take it back if nobody adopted it yet. */
+	/* A remote free raced with us and may have missed the float: take the
+	 * page back unless somebody adopted it already. */
 	if (!page_take(h, pg, (uintptr_t)h | HAK_OWNER_FLOAT))
-		return true; /* adopted from a stale queue entry: no longer ours */
+		return true;
 	hak__page_drain(pg);
 	return false;
 }
 
+/* File a held page that is not active: partial if it has free blocks,
+ * released if it has no live block, full otherwise. */
+static void page_file(struct hak_heap *h, struct hak_page *pg)
+{
+	if (pg->used == 0)
+		hak__page_release(pg);
+	else
+		list_push(h, pg, page_has_free(pg) ? HAK_LIST_PARTIAL : HAK_LIST_FULL);
+}
+
 /* Make pg (held by h, with free blocks) the active page of its class; the
- * previous active page joins the partial list or floats. */
+ * previous active page is filed. */
 static void page_activate(struct hak_heap *h, struct hak_page *pg)
 {
 	unsigned c = pg->class_idx;
 	struct hak_page *old = h->active[c];
-	if (pg->in_list)
-		partial_unlink(h, pg);
+	list_unlink(h, pg);
 	h->active[c] = pg;
-	if (old == &hak__empty_page || old == pg)
-		return;
-	if (old->free || old->carved < old->capacity) {
-		partial_push(h, old);
-	} else if (!page_float(h, old)) {
-		partial_push(h, old);
+	if (old != &hak__empty_page && old != pg)
+		list_push(h, old, page_has_free(old) ? HAK_LIST_PARTIAL : HAK_LIST_FULL);
+}
+
+/* Full pages younger than this many refills stay held: a busy thread frees
+ * into its recent pages soon, and reclaiming a floated page costs a CAS. */
+#define HAK_FLOAT_AGE 32u
+
+/* Float the full pages of class c that have been full for a while.  Done
+ * when h grows (asks the pool or the OS for a page), so that pages of a
+ * thread that stops allocating become adoptable once blocks are freed in
+ * them.  Oldest first, from the tail. */
+static void float_full(struct hak_heap *h, unsigned c)
+{
+	struct hak_page *pg;
+	while ((pg = h->full_tail[c]) && h->refills - pg->full_tick >= HAK_FLOAT_AGE) {
+		list_unlink(h, pg);
+		if (!page_float(h, pg))
+			page_file(h, pg);
 	}
 }
 
-/* A page h just took over (reclaimed, adopted or claimed): drain it and use
- * it, or float it again if it had nothing to give.  Returns true if it
- * became h's active page. */
+/* One of h's held pages (active, or in a list) had remote frees: drain it
+ * and move it to the list it now belongs on. */
+static void own_page_refresh(struct hak_heap *h, struct hak_page *pg)
+{
+	hak__page_drain(pg);
+	if (h->active[pg->class_idx] == pg)
+		return;
+	if (pg->used == 0) {
+		list_unlink(h, pg);
+		hak__page_release(pg);
+	} else if (pg->in_list == HAK_LIST_FULL && page_has_free(pg)) {
+		list_unlink(h, pg);
+		list_push(h, pg, HAK_LIST_PARTIAL);
+	}
+}
+
+/* A page h just took over (it was floating: in no list, not active):
+ * drain it and use it, or file it.  Returns true if it became active. */
 static bool page_use_taken(struct hak_heap *h, struct hak_page *pg, unsigned want)
 {
 	hak__page_drain(pg);
-	if (pg->used == 0 && pg->class_idx != want) {
-		hak__page_release(pg);
-		return false;
-	}
-	if (!pg->free && !hak__page_extend(pg)) {
-		if (!page_float(h, pg))
-			partial_push(h, pg);
-		return false;
-	}
-	if (pg->class_idx != want) {
-		partial_push(h, pg);
+	if (pg->class_idx != want || (!pg->free && !hak__page_extend(pg))) {
+		list_unlink(h, pg);
+		page_file(h, pg);
 		return false;
 	}
 	page_activate(h, pg);
@@ -264,33 +325,49 @@ static bool lease_allows(struct hak_page *pg, uint64_t now)
 static bool take_pending_from(struct hak_heap *h, struct hak_heap *src, unsigned cls,
 			      unsigned *budget)
 {
-	struct hak_page *pg;
+	struct hak_page *pg, *putback = NULL;
 	uint64_t now = 0;
+	bool found = false;
 	while (*budget && (pg = pending_pop(&src->pending[cls]))) {
 		(*budget)--;
 		uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_acquire);
-		if (!(o & HAK_OWNER_FLOAT) || (o & HAK_OWNER_BUSY)) {
-			if (o & HAK_OWNER_FLOAT)
-				pending_requeue(pg);
+		if (o == (uintptr_t)h) {
+			/* one of our held pages got remote frees */
+			HAK_STAT_ADD(h->st->pending_drained, 1);
+			own_page_refresh(h, pg);
+			if (pg->class_idx == cls && pg->in_list == HAK_LIST_PARTIAL) {
+				page_activate(h, pg);
+				found = true;
+				break;
+			}
+			continue;
+		}
+		if (!(o & HAK_OWNER_FLOAT)) {
+			if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL) {
+				/* held by another heap: it must find it in its queue */
+				atomic_store_explicit(&pg->pending_next, putback,
+						      memory_order_relaxed);
+				putback = pg;
+			}
 			continue;
 		}
 		struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-		bool transfer = from != h;
-		if (transfer && hak__opt.strategy != HAK_DRAIN_ADOPT) {
-			pending_requeue(pg); /* not ours to take under this strategy */
-			continue;
-		}
-		if (transfer && atomic_load_explicit(&from->alive, memory_order_acquire)) {
+		bool gone = owner_gone(pg, o);
+		bool transfer = from != h || gone;
+		bool refuse = (o & HAK_OWNER_BUSY) ||
+			      (transfer && hak__opt.strategy != HAK_DRAIN_ADOPT);
+		if (!refuse && transfer && hak__opt.lease_us && !gone) {
 			if (!now)
 				now = hak__now_ns();
 			if (!lease_allows(pg, now)) {
 				HAK_STAT_ADD(h->st->lease_refusals, 1);
-				pending_requeue(pg);
-				continue;
+				refuse = true;
 			}
 		}
-		if (!page_take(h, pg, o)) {
-			pending_requeue(pg);
+		if (refuse || !page_take(h, pg, o)) {
+			/* put back after the scan, or we would pop it again at once */
+			atomic_store_explicit(&pg->pending_next, putback, memory_order_relaxed);
+			putback = pg;
 			continue;
 		}
 		HAK_STAT_ADD(h->st->pending_drained, 1);
@@ -301,10 +378,16 @@ static bool take_pending_from(struct hak_heap *h, struct hak_heap *src, unsigned
 			HAK_STAT_ADD(h->st->adoptions, 1);
 			HAK_STAT_ADD(h->st->pages_reused, 1);
 		}
-		if (page_use_taken(h, pg, cls))
-			return true;
+		if (page_use_taken(h, pg, cls)) {
+			found = true;
+			break;
+		}
 	}
-	return false;
+	while ((pg = putback)) { /* note: requeue goes to the current owner */
+		putback = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
+		pending_requeue(pg);
+	}
+	return found;
 }
 
 static bool find_pending(struct hak_heap *h, unsigned cls)
@@ -314,9 +397,16 @@ static bool find_pending(struct hak_heap *h, unsigned cls)
 		return true;
 	if (hak__opt.strategy != HAK_DRAIN_ADOPT)
 		return false;
-	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o))
+	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o)) {
+		/* a queue whose head is held by its owner is the owner's to drain */
+		struct hak_page *head = atomic_load_explicit(&o->pending[cls].head,
+							     memory_order_relaxed);
+		if (!head || !(atomic_load_explicit(&head->owner, memory_order_relaxed) &
+			       HAK_OWNER_FLOAT))
+			continue;
 		if (take_pending_from(h, o, cls, &budget))
 			return true;
+	}
 	return false;
 }
 
@@ -332,38 +422,38 @@ static void *take_block(struct hak_heap *h, struct hak_page *pg, unsigned cls)
 	return b;
 }
 
-void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
+/* The general case: h may be the empty heap, pages may have to be found in
+ * pending queues, in the pool or from the OS. */
+static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 {
 	if (unlikely(h == &hak__empty_heap)) {
 		h = hak__heap_get();
 		if (!h)
 			return NULL;
 	}
+	h->refills++;
 	if (!hak__opt.mf2 && hak__class_size[cls] >= HAK_POOL_MIN_CLASS_SIZE)
 		return hak__pool_alloc(cls, h->st);
 
 	struct hak_page *pg = h->active[cls];
-	if (pg != &hak__empty_page) {
-		if (pg->free || hak__page_drain(pg) || hak__page_extend(pg))
-			return take_block(h, pg, cls);
-	}
-	/* held pages with free blocks */
-	while ((pg = h->partial[cls])) {
+	if (pg != &hak__empty_page && (pg->free || hak__page_drain(pg) || hak__page_extend(pg)))
+		return take_block(h, pg, cls);
+	if ((pg = h->partial[cls])) {
 		hak__page_drain(pg);
-		if (pg->free || hak__page_extend(pg)) {
-			page_activate(h, pg);
-			return take_block(h, pg, cls);
-		}
-		partial_unlink(h, pg);
-		if (page_float(h, pg))
-			continue;
+		if (!pg->free)
+			hak__page_extend(pg);
 		page_activate(h, pg);
 		return take_block(h, pg, cls);
 	}
-	/* floating pages with reclaimable blocks */
+	/* pages with remote frees: ours, then (adopt) anybody's */
 	if (find_pending(h, cls))
 		return take_block(h, h->active[cls], cls);
-	/* a page from the free pool, or from the OS */
+	/* growing: let our old full pages go, then a page from the pool or OS */
+	float_full(h, cls);
+	if ((pg = h->partial[cls])) { /* a full page took remote frees meanwhile */
+		page_activate(h, pg);
+		return take_block(h, pg, cls);
+	}
 	pg = hak__page_alloc(h->st);
 	if (!pg)
 		return NULL;
@@ -374,6 +464,47 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 	return take_block(h, pg, cls);
 }
 
+/* The active page of cls has no free block.  The common case, a held page
+ * with free blocks on the partial list, is handled inline: no atomic, no
+ * call.  Remote frees to held pages are found through the pending queue. */
+void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
+{
+	struct hak_page *pg = h->partial[cls];
+	struct hak_page *old = h->active[cls];
+	if (likely(pg && old->carved == old->capacity)) {
+		struct hak_page *next = pg->next;
+		h->partial[cls] = next;
+		if (next)
+			next->prev = NULL;
+		pg->next = NULL;
+		pg->in_list = HAK_LIST_NONE;
+		h->active[cls] = pg;
+		if (old != &hak__empty_page) {
+			/* old has no free block: it was just exhausted */
+			struct hak_page *f = h->full[cls];
+			old->in_list = HAK_LIST_FULL;
+			old->full_tick = h->refills;
+			old->prev = NULL;
+			old->next = f;
+			if (f)
+				f->prev = old;
+			else
+				h->full_tail[cls] = old;
+			h->full[cls] = old;
+		}
+		if (unlikely(!pg->free))
+			hak__page_extend(pg);
+		return take_block(h, pg, cls);
+	}
+	void *p = alloc_refill(h, cls);
+	if (unlikely(!p))
+		errno = ENOMEM;
+	hak__background_poll();
+	if (!hak__opt.background)
+		hak__purge_inline();
+	return p;
+}
+
 /* The free slow paths ----------------------------------------------------- */
 
 /* A page h holds became empty through a local free or a drain. */
@@ -381,23 +512,73 @@ void hak__heap_page_emptied(struct hak_heap *h, struct hak_page *pg)
 {
 	if (h->active[pg->class_idx] == pg)
 		return; /* keep the active page: the next allocation wants it */
-	if (pg->in_list)
-		partial_unlink(h, pg);
+	list_unlink(h, pg);
 	hak__page_release(pg);
 }
 
+/* After a local free: the page became empty, or left the full list. */
+void hak__heap_free_transition(struct hak_heap *h, struct hak_page *pg)
+{
+	if (pg->used == 0) {
+		hak__heap_page_emptied(h, pg);
+	} else if (pg->in_list == HAK_LIST_FULL) {
+		list_unlink(h, pg);
+		list_push(h, pg, HAK_LIST_PARTIAL);
+	}
+}
+
+/* Return the oldest cached blocks of class cls to their pages, keeping the
+ * newest keep.  Blocks whose page h no longer holds (floated, adopted) take
+ * the ordinary free path for a page held by someone else. */
+void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
+{
+	unsigned n = h->tc_count[cls];
+	if (keep >= n)
+		return;
+	unsigned out = n - keep;
+	for (unsigned i = 0; i < out; i++) {
+		struct hak_block *b = h->tc[cls][i];
+		struct hak_page *pg = hak__page_of(b);
+		if (atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h) {
+			b->next = pg->free;
+			pg->free = b;
+			if (--pg->used == 0 || pg->in_list == HAK_LIST_FULL)
+				hak__heap_free_transition(h, pg);
+		} else {
+			/* counted as freed when it entered the cache */
+			HAK_STAT_ADD(h->st->frees[cls], (uint64_t)-1);
+			b->marker = 0;
+			hak__heap_free_slow(h, pg, b);
+		}
+	}
+	for (unsigned i = 0; i < keep; i++)
+		h->tc[cls][i] = h->tc[cls][out + i];
+	h->tc_count[cls] = (uint16_t)keep;
+	h->tc_bytes -= (size_t)out * hak__class_size[cls];
+}
+
+/* The cache of cls is full, or adding add bytes would pass the budget:
+ * halve cls, then, while still over budget, halve every class. */
+void hak__heap_tc_overflow(struct hak_heap *h, unsigned cls, size_t add)
+{
+	if (h->tc_count[cls] >= hak__tc_cap[cls])
+		hak__heap_tc_flush(h, cls, h->tc_count[cls] / 2);
+	/* over budget: halve the other classes in turn, the oldest blocks first */
+	for (unsigned i = 0; i < 2 * HAK_NUM_CLASSES && h->tc_bytes + add > HAK_TC_BUDGET; i++) {
+		unsigned c = h->tc_victim++ % HAK_NUM_CLASSES;
+		hak__heap_tc_flush(h, c, i < HAK_NUM_CLASSES ? h->tc_count[c] / 2 : 0);
+	}
+}
+
+/* A free into a page h has just taken over (in no list, not active). */
 static void local_free(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
 {
 	b->marker = hak__free_marker(b);
 	b->next = pg->free;
 	pg->free = b;
+	pg->used--;
 	HAK_STAT_ADD(h->st->frees[pg->class_idx], 1);
-	if (--pg->used == 0 && h->active[pg->class_idx] != pg) {
-		hak__heap_page_emptied(h, pg);
-		return;
-	}
-	if (!pg->in_list && h->active[pg->class_idx] != pg)
-		partial_push(h, pg);
+	page_file(h, pg);
 }
 
 /* free() of a block in a page the calling thread does not hold. */
@@ -420,10 +601,11 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	if ((o & HAK_OWNER_FLAGS) == HAK_OWNER_FLOAT) {
 		struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
 		/* Our own floating page: reclaim it, its later frees are local.
-		 * An exited thread's page: claim it on the spot (adopt only). */
-		bool claim = from != h && hak__opt.strategy == HAK_DRAIN_ADOPT &&
-			     !atomic_load_explicit(&from->alive, memory_order_acquire);
-		if ((from == h || claim) && page_take(h, pg, o)) {
+		 * A page of an exited thread (even one whose heap we recycled):
+		 * claim it on the spot (adopt only). */
+		bool gone = owner_gone(pg, o);
+		bool claim = gone && hak__opt.strategy == HAK_DRAIN_ADOPT;
+		if (((from == h && !gone) || claim) && page_take(h, pg, o)) {
 			if (claim) {
 				atomic_store_explicit(&pg->last_transfer_ns, hak__now_ns(),
 						      memory_order_relaxed);
@@ -442,8 +624,7 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	/* 0 -> 1: queue the page on its owner's pending queue if it floats */
 	o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 	if (o & HAK_OWNER_FLOAT) {
-		if (pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx))
-			HAK_STAT_ADD(h->st->pending_enqueued, 1);
+		pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx, h->st);
 	}
 }
 
@@ -457,21 +638,20 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
 	if (!pg)
 		return false;
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_acquire);
+	if (o == (uintptr_t)h) {
+		HAK_STAT_ADD(h->st->pending_drained, 1);
+		own_page_refresh(h, pg);
+		return true;
+	}
 	if ((o & HAK_OWNER_FLAGS) != HAK_OWNER_FLOAT) {
-		if (o & HAK_OWNER_FLOAT)
-			pending_requeue(pg);
+		pending_requeue(pg); /* held by its owner, or busy */
 		return false;
 	}
 	if ((struct hak_heap *)(o & ~HAK_OWNER_FLAGS) == h) {
 		if (page_take(h, pg, o)) { /* our own: reclaim it outright */
 			HAK_STAT_ADD(h->st->pending_drained, 1);
 			hak__page_drain(pg);
-			if (pg->used == 0)
-				hak__heap_page_emptied(h, pg);
-			else if (pg->free || pg->carved < pg->capacity)
-				partial_push(h, pg);
-			else if (!page_float(h, pg))
-				partial_push(h, pg);
+			page_file(h, pg);
 		} else {
 			pending_requeue(pg);
 		}
@@ -559,37 +739,63 @@ void hak__sweep_pending(void)
 
 /* Give up every page h holds: empty ones to the pool, the rest float,
  * queued when they have free blocks so that other threads find them. */
+/* A heap without a slot in the segment hands its counters to the shared
+ * overflow slot when its thread exits. */
+static void fold_overflow(struct hak_heap *h)
+{
+	uint64_t *from = (uint64_t *)&h->own_stats;
+	uint64_t *to = (uint64_t *)&hak__seg->global.overflow;
+	size_t first = offsetof(struct hak_seg_slot, allocs) / sizeof(uint64_t);
+	for (size_t i = first; i < sizeof h->own_stats / sizeof(uint64_t); i++) {
+		uint64_t v = atomic_exchange_explicit((_Atomic uint64_t *)&from[i], 0,
+						      memory_order_relaxed);
+		if (v)
+			HAK_GSTAT_ADD(to[i], v);
+	}
+}
+
+static void abandon_page(struct hak_heap *h, struct hak_page *pg)
+{
+	pg->next = pg->prev = NULL;
+	pg->in_list = HAK_LIST_NONE;
+	hak__page_drain(pg);
+	if (pg->used == 0) {
+		hak__page_release(pg);
+		return;
+	}
+	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
+			      memory_order_relaxed);
+	/* Queued if it has free blocks, so that the next thread that needs a
+	 * page of its class adopts it warm instead of mapping a cold one; the
+	 * rest wait for the thread that frees into them to claim them. */
+	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
+	if (page_has_free(pg) || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
+		pending_enqueue(h, pg, pg->class_idx, h->st);
+}
+
 void hak__heap_abandon(struct hak_heap *h)
 {
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+		hak__heap_tc_flush(h, c, 0);
 	atomic_store_explicit(&h->alive, 0, memory_order_seq_cst);
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-		struct hak_page *act = h->active[c];
+		struct hak_page *pg = h->active[c], *next;
 		h->active[c] = &hak__empty_page;
-		if (act != &hak__empty_page) {
-			act->in_list = 0;
-			act->next = h->partial[c];
-			h->partial[c] = act; /* treat it like the partial pages below */
-		}
-		struct hak_page *pg = h->partial[c];
-		h->partial[c] = NULL;
-		while (pg) {
-			struct hak_page *next = pg->next;
-			pg->next = pg->prev = NULL;
-			pg->in_list = 0;
-			hak__page_drain(pg);
-			if (pg->used == 0) {
-				hak__page_release(pg);
-			} else {
-				bool has_free = pg->free || pg->carved < pg->capacity;
-				atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT,
-						      memory_order_seq_cst);
-				if (has_free || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
-					pending_enqueue(h, pg, c);
+		if (pg != &hak__empty_page)
+			abandon_page(h, pg);
+		struct hak_page *lists[2] = {h->partial[c], h->full[c]};
+		h->partial[c] = h->full[c] = h->full_tail[c] = NULL;
+		for (unsigned l = 0; l < 2; l++)
+			for (pg = lists[l]; pg; pg = next) {
+				next = pg->next;
+				abandon_page(h, pg);
 			}
-			pg = next;
-		}
 	}
+	atomic_store_explicit(&h->gen, atomic_load_explicit(&h->gen, memory_order_relaxed) + 1,
+			      memory_order_release);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->state, 2, memory_order_release);
+	if (h->st == &h->own_stats)
+		fold_overflow(h);
 	HAK_GSTAT_SUB(hak__seg->global.threads, 1);
 	hak__tl_heap = &hak__empty_heap;
 	hak__spin_lock(&heaps_lock);

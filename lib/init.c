@@ -66,8 +66,9 @@ static void fork_child(void)
 	atomic_store(&bg_state, 0); /* the background thread did not come along */
 	atomic_store(&bg_sleeping, 0);
 	struct hak_heap *self = hak__tl_heap;
-	hak__heaps_after_fork_child(self == &hak__empty_heap ? NULL : self);
+	/* our own segment first: abandoning the other heaps updates counters */
 	hak__stats_fork_child();
+	hak__heaps_after_fork_child(self == &hak__empty_heap ? NULL : self);
 	if (self != &hak__empty_heap)
 		hak__thread_started(self);
 }

@@ -59,6 +59,11 @@ struct hak_block {
 #define HAK_OWNER_POOL ((uintptr_t)4)
 #define HAK_OWNER_FREE ((uintptr_t)8)
 
+/* Lists of held pages (struct hak_page.in_list). */
+#define HAK_LIST_NONE 0    /* active page, floating, or in no list */
+#define HAK_LIST_PARTIAL 1 /* held, has free or uncarved blocks */
+#define HAK_LIST_FULL 2    /* held, no free block: floated in batches later */
+
 /* A 64 KiB page's descriptor, out of band in its arena's metadata page so
  * that the whole 64 KiB holds blocks.
  *
@@ -80,10 +85,12 @@ struct hak_page {
 	uint32_t carved;          /* blocks carved so far (lazy carving) */
 	uint32_t block_size;
 	uint8_t class_idx;
-	uint8_t in_list;          /* on the holder's partial list */
+	uint8_t in_list;          /* HAK_LIST_*: which of the holder's lists */
 	uint8_t purged;           /* memory was returned to the OS */
 	uint8_t fresh;            /* memory never written since mapped/purged */
 	uint32_t recip;           /* ceil(2^32 / block_size): offset -> index */
+	uint32_t full_tick;       /* holder's refill count when it became full */
+	uint32_t pad0;
 	struct hak_page *next, *prev; /* holder's partial list / free pool */
 	uint64_t freed_ns;        /* when it entered the free pool */
 	char *start;              /* first byte of the page */
@@ -94,6 +101,7 @@ struct hak_page {
 	_Atomic uint32_t in_pending;
 	uint32_t pad1;
 	_Atomic uint64_t last_transfer_ns; /* lease: time of last ownership change */
+	_Atomic uint32_t float_gen; /* owner heap's generation when it floated the page */
 };
 
 struct hak_arena {
@@ -113,21 +121,38 @@ struct hak_pending {
 	uint32_t pad;
 };
 
-/* Per-thread heap.  Only its thread touches active[] and partial[]; other
- * threads only push onto pending[]. */
+/* Local block cache: the last blocks a thread freed into pages it holds,
+ * handed out again first.  It batches the page-list transitions that a
+ * free-one/allocate-one pattern would otherwise pay per call.  A cached
+ * block still counts in its page's used (it is not on any page list) and
+ * carries the free marker, so a double free is still caught. */
+#define HAK_TC_MAX 128
+#define HAK_TC_BUDGET ((size_t)8 << 20) /* bytes a thread may cache in all */
+HAK_HIDDEN extern const uint8_t hak__tc_cap[HAK_NUM_CLASSES];
+
+/* Per-thread heap.  Only its thread touches active[], the lists and the
+ * cache; other threads only push onto pending[]. */
 struct hak_heap {
+	uint16_t tc_count[HAK_NUM_CLASSES];
+	size_t tc_bytes;          /* bytes in the cache, at most HAK_TC_BUDGET */
+	unsigned tc_victim;       /* next class to halve when over budget */
 	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
 	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
 	uint32_t rr_cursor;       /* roundrobin position (class * heaps) */
+	uint32_t refills;         /* slow-path refills so far: the age of full pages */
 	struct hak_page *partial[HAK_NUM_CLASSES]; /* held pages with free blocks */
+	struct hak_page *full[HAK_NUM_CLASSES];    /* held pages without: newest */
+	struct hak_page *full_tail[HAK_NUM_CLASSES]; /* ... and oldest */
 	struct hak_heap *next_heap;  /* registry (never unlinked) */
 	struct hak_heap *next_free;  /* recycled heaps */
 	_Atomic uint32_t alive;   /* 1 while a thread owns this heap */
+	_Atomic uint32_t gen;     /* bumped when a thread gives the heap up */
 	uint32_t index;           /* registry position; stats slot */
 	pid_t tid;
 	struct hak_seg_slot own_stats; /* used when not published */
 	_Alignas(HAK_CACHE_LINE) struct hak_pending pending[HAK_NUM_CLASSES];
+	struct hak_block *tc[HAK_NUM_CLASSES][HAK_TC_MAX];
 };
 
 /* Options (options.c) ------------------------------------------------- */
@@ -158,13 +183,16 @@ HAK_HIDDEN const char *hak__strategy_name(int s);
 /* sizeclass.c ---------------------------------------------------------- */
 HAK_HIDDEN extern const uint32_t hak__class_size[HAK_NUM_CLASSES];
 HAK_HIDDEN extern const uint8_t hak__class_small[(1024 >> 4) + 1];
+HAK_HIDDEN extern const uint8_t hak__class_mid[(HAK_SMALL_MAX >> 7) + 1];
 HAK_HIDDEN unsigned hak__class_of_large(size_t size);
 
+/* The class of size (<= HAK_SMALL_MAX): two table lookups, no branch on
+ * the size beyond the first. */
 static inline unsigned hak__class_of(size_t size)
 {
 	if (likely(size <= 1024))
 		return hak__class_small[(size + 15) >> 4];
-	return hak__class_of_large(size);
+	return hak__class_mid[(size + 127) >> 7];
 }
 
 /* os.c ------------------------------------------------------------------ */
@@ -238,6 +266,9 @@ HAK_HIDDEN void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls);
 HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
 				    struct hak_block *b);
 HAK_HIDDEN void hak__heap_page_emptied(struct hak_heap *h, struct hak_page *pg);
+HAK_HIDDEN void hak__heap_free_transition(struct hak_heap *h, struct hak_page *pg);
+HAK_HIDDEN void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep);
+HAK_HIDDEN void hak__heap_tc_overflow(struct hak_heap *h, unsigned cls, size_t add);
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
 HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);
@@ -245,7 +276,6 @@ HAK_HIDDEN void hak__heaps_lock(void);
 HAK_HIDDEN void hak__heaps_unlock(bool child);
 HAK_HIDDEN struct hak_heap *hak__heaps_first(void);
 HAK_HIDDEN void hak__sweep_pending(void);
-HAK_HIDDEN void hak__pending_push(struct hak_heap *h, struct hak_page *pg);
 
 /* pool.c: the shared pool that serves mid classes when MF2 is disabled --- */
 #define HAK_POOL_MIN_CLASS_SIZE 2048

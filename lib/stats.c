@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "internal.h"
+#include "statfmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -135,27 +136,24 @@ void hak__stats_exit(void)
 	}
 }
 
-static uint64_t rd(const uint64_t *p)
+/* Sum the live segment, and the heaps beyond HAK_SEG_SLOTS that count in
+ * private memory, with the same code hakmem-stat uses on a snapshot. */
+static void stats_sum(struct hak_statsum *s)
 {
-	return atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed);
-}
-
-static void slot_add(struct hak_stats *st, const struct hak_seg_slot *s, uint64_t *large_bytes)
-{
-	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-		st->classes[c].allocs += rd(&s->allocs[c]);
-		st->classes[c].frees += rd(&s->frees[c]);
+	const struct hak_seg_header *seg = hak__seg;
+	hak__statsum_begin(s, seg);
+	for (unsigned i = 0; i < HAK_SEG_SLOTS; i++) {
+		if (!atomic_load_explicit((_Atomic uint64_t *)&seg->slots[i].state,
+					  memory_order_relaxed))
+			continue;
+		s->slots_used++;
+		hak__statsum_add_slot(s, &seg->slots[i]);
 	}
-	st->pages_from_os += rd(&s->pages_from_os);
-	st->pages_reused += rd(&s->pages_reused);
-	st->pending_enqueued += rd(&s->pending_enqueued);
-	st->pending_drained += rd(&s->pending_drained);
-	st->adoptions += rd(&s->adoptions);
-	st->lease_refusals += rd(&s->lease_refusals);
-	st->remote_frees += rd(&s->remote_frees);
-	st->large_allocs += rd(&s->large_allocs);
-	st->large_frees += rd(&s->large_frees);
-	*large_bytes += rd(&s->large_alloc_bytes) - rd(&s->large_free_bytes);
+	for (struct hak_heap *h = hak__heaps_first(); h; h = h->next_heap)
+		if (h->index >= HAK_SEG_SLOTS)
+			hak__statsum_add_slot(s, &h->own_stats);
+	hak__statsum_add_slot(s, &seg->global.overflow);
+	hak__statsum_finish(s);
 }
 
 HAK_PUBLIC int hak_stats_get(struct hak_stats *out, size_t size)
@@ -165,35 +163,34 @@ HAK_PUBLIC int hak_stats_get(struct hak_stats *out, size_t size)
 		return -1;
 	}
 	hak__init();
+	struct hak_statsum sum;
+	stats_sum(&sum);
 	struct hak_stats st;
 	memset(&st, 0, sizeof st);
 	st.version = HAK_STATS_VERSION;
 	st.num_classes = HAK_NUM_CLASSES;
-	uint64_t large = 0;
-	const struct hak_seg_header *seg = hak__seg;
-	for (unsigned i = 0; i < HAK_SEG_SLOTS; i++)
-		if (rd(&seg->slots[i].state))
-			slot_add(&st, &seg->slots[i], &large);
-	for (struct hak_heap *h = hak__heaps_first(); h; h = h->next_heap)
-		if (h->index >= HAK_SEG_SLOTS)
-			slot_add(&st, &h->own_stats, &large);
-	slot_add(&st, &seg->global.overflow, &large);
-	uint64_t small = 0;
+	st.threads = (uint32_t)sum.threads;
+	st.bytes_in_use = sum.bytes_in_use;
+	st.large_bytes_in_use = sum.large.bytes_in_use;
+	st.mapped_bytes = sum.mapped_bytes;
+	st.resident_bytes = sum.resident_bound;
+	st.pages_from_os = sum.pages_from_os;
+	st.pages_reused = sum.pages_reused;
+	st.pending_enqueued = sum.pending_enqueued;
+	st.pending_drained = sum.pending_drained;
+	st.adoptions = sum.adoptions;
+	st.lease_refusals = sum.lease_refusals;
+	st.remote_frees = sum.remote_frees;
+	st.purged_bytes = sum.purged_bytes;
+	st.large_allocs = sum.large.allocs;
+	st.large_frees = sum.large.frees;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-		struct hak_class_stats *cs = &st.classes[c];
-		cs->block_size = hak__class_size[c];
-		/* counts are read slot by slot while threads run: clamp */
-		cs->in_use = cs->allocs > cs->frees ? cs->allocs - cs->frees : 0;
-		cs->bytes_in_use = cs->in_use * cs->block_size;
-		small += cs->bytes_in_use;
+		st.classes[c].block_size = sum.cls[c].block_size;
+		st.classes[c].allocs = sum.cls[c].allocs;
+		st.classes[c].frees = sum.cls[c].frees;
+		st.classes[c].in_use = sum.cls[c].in_use;
+		st.classes[c].bytes_in_use = sum.cls[c].bytes_in_use;
 	}
-	st.large_bytes_in_use = (int64_t)large > 0 ? large : 0;
-	st.bytes_in_use = small + st.large_bytes_in_use;
-	st.threads = (uint32_t)rd(&seg->global.threads);
-	st.mapped_bytes = rd(&seg->global.mapped_bytes);
-	st.purged_bytes = rd(&seg->global.purged_bytes);
-	uint64_t purged_now = rd(&seg->global.purged_now_bytes);
-	st.resident_bytes = st.mapped_bytes > purged_now ? st.mapped_bytes - purged_now : 0;
 	size_t n = size < sizeof st ? size : sizeof st;
 	st.size = (uint32_t)n;
 	memcpy(out, &st, n);
@@ -208,101 +205,27 @@ HAK_PUBLIC double hak_stats_page_reuse_pct(const struct hak_stats *st)
 	return total ? 100.0 * (double)st->pages_reused / (double)total : 0.0;
 }
 
-/* HAKMEM_SHOW_STATS=1: a summary on fd at exit, written without stdio. */
-struct outbuf {
-	char buf[8192];
-	size_t len;
-	int fd;
-};
-
-static void out_flush(struct outbuf *o)
+/* HAKMEM_SHOW_STATS=1: at exit, the summary hakmem-stat PID would print
+ * (statfmt.c formats both), written to fd without stdio. */
+void hak__stats_print(int fd)
 {
-	size_t off = 0;
-	while (off < o->len) {
-		ssize_t w = write(o->fd, o->buf + off, o->len - off);
+	static char text[16384]; /* at exit, once: keep it off the stack */
+	struct hak_statsum sum;
+	struct timespec ts;
+	int saved = errno;
+	hak__init();
+	stats_sum(&sum);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sum.now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	sum.vm_rss = hak__proc_vmrss("/proc/self/status");
+	size_t len = hak__statfmt_text(&sum, text, sizeof text);
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, text + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
 		if (w <= 0)
 			break;
 		off += (size_t)w;
 	}
-	o->len = 0;
-}
-
-static void out_str(struct outbuf *o, const char *s)
-{
-	for (; *s; s++) {
-		if (o->len == sizeof o->buf)
-			out_flush(o);
-		o->buf[o->len++] = *s;
-	}
-}
-
-static void out_pad(struct outbuf *o, const char *s, size_t width)
-{
-	for (size_t n = strlen(s); n < width; n++)
-		out_str(o, " ");
-	out_str(o, s);
-}
-
-static void out_kv(struct outbuf *o, const char *key, uint64_t v)
-{
-	char num[24];
-	out_str(o, "  ");
-	out_str(o, key);
-	out_pad(o, hak__fmt_u64(num, v), 28 - strlen(key));
-	out_str(o, "\n");
-}
-
-void hak__stats_print(int fd)
-{
-	struct hak_stats st;
-	if (hak_stats_get(&st, sizeof st) != 0)
-		return;
-	struct outbuf o = {.len = 0, .fd = fd};
-	char num[24];
-	int saved = errno;
-	out_str(&o, "hakmem ");
-	out_str(&o, PACKAGE_VERSION);
-	out_str(&o, " pid ");
-	out_str(&o, hak__fmt_u64(num, (uint64_t)getpid()));
-	out_str(&o, " (");
-	out_str(&o, hak__seg->comm);
-	out_str(&o, ") strategy ");
-	out_str(&o, hak__strategy_name(hak__opt.strategy));
-	out_str(&o, "\n");
-	out_kv(&o, "bytes in use", st.bytes_in_use);
-	out_kv(&o, "large bytes in use", st.large_bytes_in_use);
-	out_kv(&o, "mapped bytes", st.mapped_bytes);
-	out_kv(&o, "resident bytes (bound)", st.resident_bytes);
-	out_kv(&o, "pages from OS", st.pages_from_os);
-	out_kv(&o, "pages reused", st.pages_reused);
-	uint64_t pct10 = (uint64_t)(hak_stats_page_reuse_pct(&st) * 10.0 + 0.5);
-	out_str(&o, "  page reuse %");
-	char pct[32];
-	char *e = hak__fmt_u64(pct, pct10 / 10);
-	e += strlen(e);
-	*e++ = '.';
-	*e++ = (char)('0' + pct10 % 10);
-	*e = 0;
-	out_pad(&o, pct, 28 - strlen("page reuse %"));
-	out_str(&o, "\n");
-	out_kv(&o, "pending enqueued", st.pending_enqueued);
-	out_kv(&o, "pending drained", st.pending_drained);
-	out_kv(&o, "adoptions", st.adoptions);
-	out_kv(&o, "lease refusals", st.lease_refusals);
-	out_kv(&o, "remote frees", st.remote_frees);
-	out_kv(&o, "purged bytes", st.purged_bytes);
-	out_str(&o, "  class     size       allocs        frees       in use\n");
-	for (unsigned c = 0; c < st.num_classes; c++) {
-		const struct hak_class_stats *cs = &st.classes[c];
-		if (!cs->allocs)
-			continue;
-		out_pad(&o, hak__fmt_u64(num, c), 7);
-		out_pad(&o, hak__fmt_u64(num, cs->block_size), 9);
-		out_pad(&o, hak__fmt_u64(num, cs->allocs), 13);
-		out_pad(&o, hak__fmt_u64(num, cs->frees), 13);
-		out_pad(&o, hak__fmt_u64(num, cs->in_use), 13);
-		out_str(&o, "\n");
-	}
-	out_flush(&o);
 	errno = saved;
 }

@@ -21,7 +21,7 @@
 #define HAK_SEG_MAGIC 0x314745534b4d4148ULL /* "HAKMSEG1" little-endian */
 #define HAK_SEG_LAYOUT 1
 #define HAK_SEG_CLASSES 48 /* room for classes; header says how many are used */
-#define HAK_SEG_SLOTS 256  /* thread slots; threads beyond this are not shown */
+#define HAK_SEG_SLOTS 1024 /* thread slots (see global.overflow) */
 
 /* Per-thread counters.  Slot lifecycle: state goes 0 (never used) ->
  * 1 (bound to a live thread) -> 2 (thread exited; counters kept). */
@@ -51,7 +51,9 @@ struct hak_seg_global {
 	uint64_t purged_now_bytes;    /* mapped but currently purged */
 	uint64_t threads;        /* live heaps */
 	uint64_t heaps_created;
-	/* counters of threads beyond HAK_SEG_SLOTS and of the shared pool */
+	/* Threads beyond HAK_SEG_SLOTS count in private memory (seen only by
+	 * hak_stats_get in the process) and fold their counters in here with
+	 * atomic adds when they exit. */
 	struct hak_seg_slot overflow;
 };
 

@@ -1,0 +1,206 @@
+/*
+ * integ_mf2.c - MF2 page ownership through the real entry points, checked
+ * with the counters of hak_stats_get().
+ *
+ *   integ_mf2 exited   a page whose owner thread exited is claimed by the
+ *                      thread that frees into it and reused for its
+ *                      allocations: no page from the OS, adoptions counted.
+ *   integ_mf2 pending  Larson-style handoff to a live, idle owner: a second
+ *                      thread frees the blocks of the first (remote frees,
+ *                      pages queued as pending), a third allocates.  Under
+ *                      adopt (the default) the third adopts the pending
+ *                      pages; under HAKMEM_DRAIN=owner they stay undrained.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hakmem.h"
+#include "testutil.h"
+
+#define BLOCK 4000    /* class 4096: 16 blocks per 64 KiB page */
+#define NBLOCKS 4096  /* 256 pages: enough for full pages to age and float */
+
+static void *blocks[NBLOCKS];
+
+static void stats(struct hak_stats *st)
+{
+	TU_CHECK(hak_stats_get(st, sizeof *st) == 0);
+}
+
+static void *alloc_all(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < NBLOCKS; i++) {
+		blocks[i] = malloc(BLOCK);
+		TU_CHECK(blocks[i] != NULL);
+		memset(blocks[i], 0x5a, BLOCK);
+	}
+	return NULL;
+}
+
+/* The page (64 KiB granule) of p. */
+static uintptr_t page_of(const void *p)
+{
+	return (uintptr_t)p & ~(uintptr_t)0xffff;
+}
+
+static bool in_old_pages(const void *p)
+{
+	for (int i = 0; i < NBLOCKS; i += 16)
+		if (page_of(blocks[i]) == page_of(p))
+			return true;
+	return false;
+}
+
+static void *free_then_alloc(void *arg)
+{
+	(void)arg;
+	struct hak_stats before, after;
+	stats(&before);
+	for (int i = 0; i < NBLOCKS; i++)
+		free(blocks[i]);
+	static void *again[NBLOCKS];
+	for (int i = 0; i < NBLOCKS; i++) {
+		again[i] = malloc(BLOCK);
+		TU_CHECK(again[i] != NULL);
+	}
+	stats(&after);
+	int reused = 0;
+	for (int i = 0; i < NBLOCKS; i++)
+		reused += in_old_pages(again[i]);
+	printf("exited: adoptions +%llu, pages from OS +%llu, pages reused +%llu, "
+	       "blocks in the exited thread's pages %d/%d\n",
+	       (unsigned long long)(after.adoptions - before.adoptions),
+	       (unsigned long long)(after.pages_from_os - before.pages_from_os),
+	       (unsigned long long)(after.pages_reused - before.pages_reused), reused, NBLOCKS);
+	fflush(stdout);
+	TU_CHECK(after.adoptions - before.adoptions >= NBLOCKS / 16 / 2,
+		 "the exited thread's pages were not adopted");
+	/* a page or two may go to the thread's own first small allocations */
+	TU_CHECK(after.pages_from_os - before.pages_from_os <= 2,
+		 "%llu new pages came from the OS although the old ones were free",
+		 (unsigned long long)(after.pages_from_os - before.pages_from_os));
+	TU_CHECK(reused >= NBLOCKS * 9 / 10, "only %d blocks reused the old pages", reused);
+	for (int i = 0; i < NBLOCKS; i++)
+		free(again[i]);
+	return NULL;
+}
+
+static void test_exited(void)
+{
+	pthread_t t;
+	TU_CHECK(pthread_create(&t, NULL, alloc_all, NULL) == 0);
+	TU_CHECK(pthread_join(t, NULL) == 0);
+	TU_CHECK(pthread_create(&t, NULL, free_then_alloc, NULL) == 0);
+	TU_CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* pending ---------------------------------------------------------------- */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int phase;
+
+static void wait_phase(int p)
+{
+	pthread_mutex_lock(&mu);
+	while (phase < p)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+}
+
+static void set_phase(int p)
+{
+	pthread_mutex_lock(&mu);
+	phase = p;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+static void *owner_thread(void *arg)
+{
+	(void)arg;
+	alloc_all(NULL);
+	set_phase(1);
+	wait_phase(3); /* stays alive and idle while the others work */
+	return NULL;
+}
+
+static void *freer_thread(void *arg)
+{
+	(void)arg;
+	wait_phase(1);
+	for (int i = 0; i < NBLOCKS; i++)
+		free(blocks[i]);
+	return NULL;
+}
+
+static void *alloc_thread(void *arg)
+{
+	void **out = arg;
+	for (int i = 0; i < NBLOCKS; i++)
+		out[i] = malloc(BLOCK);
+	return NULL;
+}
+
+static void test_pending(bool expect_adopt)
+{
+	static void *got[NBLOCKS];
+	struct hak_stats s0, s1, s2;
+	pthread_t o, f, a;
+	TU_CHECK(pthread_create(&o, NULL, owner_thread, NULL) == 0);
+	wait_phase(1);
+	stats(&s0);
+	TU_CHECK(pthread_create(&f, NULL, freer_thread, NULL) == 0);
+	TU_CHECK(pthread_join(f, NULL) == 0);
+	stats(&s1);
+	TU_CHECK(pthread_create(&a, NULL, alloc_thread, got) == 0);
+	TU_CHECK(pthread_join(a, NULL) == 0);
+	stats(&s2);
+	unsigned long long enq = s1.pending_enqueued - s0.pending_enqueued;
+	unsigned long long drained = s2.pending_drained - s1.pending_drained;
+	unsigned long long adopted = s2.adoptions - s1.adoptions;
+	unsigned long long remote = s1.remote_frees - s0.remote_frees;
+	int reused = 0;
+	for (int i = 0; i < NBLOCKS; i++)
+		reused += in_old_pages(got[i]);
+	printf("pending (%s): remote frees %llu, enqueued %llu, drained %llu, adoptions %llu, "
+	       "blocks from the idle owner's pages %d/%d\n",
+	       expect_adopt ? "adopt" : "owner", remote, enq, drained, adopted, reused, NBLOCKS);
+	TU_CHECK(remote == NBLOCKS, "every free by the second thread is remote");
+	TU_CHECK(enq > 0, "remote frees queued no page");
+	if (expect_adopt) {
+		TU_CHECK(adopted > 0 && drained > 0, "pending pages were not adopted");
+		TU_CHECK(reused >= NBLOCKS / 2, "only %d blocks came from adopted pages", reused);
+	} else {
+		TU_CHECK(adopted == 0, "owner strategy must not adopt");
+		TU_CHECK(drained == 0, "owner strategy drained another thread's queue");
+		TU_CHECK(reused == 0, "blocks came from the idle owner's pages");
+	}
+	set_phase(3);
+	TU_CHECK(pthread_join(o, NULL) == 0);
+	for (int i = 0; i < NBLOCKS; i++)
+		free(got[i]);
+}
+
+int main(int argc, char **argv)
+{
+	tu_require_hakmem_malloc();
+	const char *mode = argc > 1 ? argv[1] : "";
+	const char *drain = getenv("HAKMEM_DRAIN");
+	bool adopt = !drain || !strcmp(drain, "adopt");
+	if (!strcmp(mode, "exited")) {
+		if (!adopt)
+			tu_skip("claiming exited threads' pages is part of the adopt strategy");
+		test_exited();
+	} else if (!strcmp(mode, "pending")) {
+		test_pending(adopt);
+	} else {
+		fprintf(stderr, "usage: integ_mf2 exited|pending\n");
+		return 2;
+	}
+	return 0;
+}

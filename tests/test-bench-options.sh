@@ -1,0 +1,41 @@
+#!/bin/sh
+# hakmem-bench: every bad option or value gets one line on stderr and a
+# non-zero exit, and nothing is run.
+. "${srcdir:-.}/bench-lib.sh"
+
+expect_usage_error "no command"
+expect_usage_error "unknown command" frobnicate
+expect_usage_error "unknown option" larson --frobnicate
+expect_usage_error "unknown option (sweep)" sweep --frobnicate
+expect_usage_error "bad number" larson --threads 4x
+expect_usage_error "negative number" larson --chunks -3
+expect_usage_error "bad size" larson --max 12Q
+expect_usage_error "bad seconds" larson --seconds soon
+expect_usage_error "min larger than max" larson --min 4096 --max 64
+expect_usage_error "zero threads" larson --threads 0
+expect_usage_error "zero threads (sweep)" sweep --threads 4,0
+expect_usage_error "too many threads" larson --threads 100000
+expect_usage_error "missing value" larson --threads
+expect_usage_error "stray argument" larson 12
+expect_usage_error "timeout shorter than run" larson --seconds 10 --timeout 5
+expect_usage_error "--runs without --allocator" larson -n 3
+expect_usage_error "unknown strategy" sweep --strategies owner,greedy
+expect_usage_error "period on owner" sweep --strategies owner@4
+expect_usage_error "bad period" sweep --strategies roundrobin@0
+expect_usage_error "bad tunable" sweep FOO=1,2
+expect_usage_error "tunable without values" sweep HAKMEM_LEASE_US=
+expect_usage_error "drain through --set" sweep --set HAKMEM_DRAIN=owner
+expect_usage_error "baseline not run" larson --allocator glibc --baseline jemalloc
+
+# Help works and exits 0.
+if "$BENCH" larson --help | grep -q -- "--allocator"; then
+	pass "larson --help"
+else
+	fail "larson --help does not list --allocator"
+fi
+if "$BENCH" sweep --help | grep -q -- "--strategies"; then
+	pass "sweep --help"
+else
+	fail "sweep --help does not list --strategies"
+fi
+finish

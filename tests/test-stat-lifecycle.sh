@@ -1,0 +1,79 @@
+#!/bin/sh
+# The segment's life: created 0600 at start, removed at normal exit, absent
+# with HAKMEM_STATS=0, and a forked child publishes its own segment while
+# the parent's keeps describing the parent.
+. "${srcdir:-.}/stat-lib.sh"
+need_python
+
+# Normal exit (return from main) removes the segment.
+"$CHILD" --exit -t 2 -n 100 >"$TMP/out" 2>&1 || fail "stat-child --exit: $(cat "$TMP/out")"
+P=$(field pid "$TMP/out")
+if [ -n "$P" ] && [ ! -e "$SHM/hakmem.$P" ]; then
+	pass "segment of $P removed at normal exit"
+else
+	fail "segment $SHM/hakmem.$P left after normal exit"
+	rm -f "$SHM/hakmem.$P"
+fi
+
+# While running: a 0600 object of ours.
+start_child -t 2 -n 100
+S=$SHM/hakmem.$CHILD_PID
+mode=$(stat -c '%a %u' "$S" 2>/dev/null)
+if [ "$mode" = "600 $(id -u)" ]; then
+	pass "segment $S is mode 0600, ours"
+else
+	fail "segment $S: mode/owner '$mode'"
+fi
+stop_child
+wait_gone "$S" && pass "removed after SIGUSR1 and return from main" || fail "$S left behind"
+
+# HAKMEM_STATS=0: nothing published.
+HAKMEM_STATS=0 "$CHILD" -t 1 -n 100 >"$TMP/child.out" 2>&1 &
+CHILD_PID=$!
+wait_for "$TMP/child.out" '^ready ' || fail "HAKMEM_STATS=0 child not ready"
+[ -e "$SHM/hakmem.$CHILD_PID" ] && fail "HAKMEM_STATS=0 published $SHM/hakmem.$CHILD_PID" ||
+	pass "HAKMEM_STATS=0: no segment"
+stop_child
+
+# fork: the child has its own segment; the parent's still describes the
+# parent (its pid, its live threads).
+start_child -t 4 -n 200 --fork
+P=$CHILD_PID
+wait_for "$TMP/child.out" '^child ' || fail "forked child not ready"
+C=$(sed -n 's/^child pid=\([0-9]*\).*/\1/p' "$TMP/child.out")
+if [ -n "$C" ] && [ -e "$SHM/hakmem.$C" ] && [ -e "$SHM/hakmem.$P" ]; then
+	pass "forked child $C has its own segment"
+else
+	fail "forked child '$C' has no segment of its own"
+fi
+"$STAT" --json "$C" >"$TMP/cj" 2>"$TMP/err" || fail "snapshot of the forked child: $(cat "$TMP/err")"
+"$STAT" --json "$P" >"$TMP/pj" 2>"$TMP/err" || fail "snapshot of the parent: $(cat "$TMP/err")"
+"$PY" - "$TMP/cj" "$TMP/pj" "$C" "$P" >"$TMP/py" 2>&1 <<'PYEOF'
+import json, sys
+c, p = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+C, P = int(sys.argv[3]), int(sys.argv[4])
+bad = []
+if c["pid"] != C: bad.append("child segment says pid %d" % c["pid"])
+if p["pid"] != P: bad.append("parent segment says pid %d" % p["pid"])
+if c["threads"] != 1: bad.append("forked child shows %d threads, has 1" % c["threads"])
+if p["threads"] < 4:
+    bad.append("parent shows %d live threads, has 5: the fork child wrote into the parent's segment" % p["threads"])
+k = [x for x in c["classes"] if x["size"] >= 200]
+if not k or min(k, key=lambda x: x["size"])["allocs"] < 300:
+    bad.append("forked child's 300 blocks of 200 bytes not counted")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PYEOF
+if [ $? -eq 0 ]; then
+	pass "parent and forked child each describe themselves"
+else
+	fail "$(cat "$TMP/py")"
+fi
+kill -USR1 "$C"
+wait_gone "$SHM/hakmem.$C" && pass "forked child's segment removed at its exit(0)" ||
+	fail "forked child's segment $SHM/hakmem.$C left behind"
+[ -e "$SHM/hakmem.$P" ] && pass "parent's segment still there" ||
+	fail "parent's segment removed by the child's exit"
+stop_child
+wait_gone "$SHM/hakmem.$P" || fail "parent's segment left behind"
+finish

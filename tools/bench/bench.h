@@ -1,0 +1,226 @@
+/*
+ * bench.h - shared types and cross-file prototypes of hakmem-bench.
+ *
+ * hakmem-bench never links libhakmem: it measures whatever allocator is
+ * loaded in its process (LD_PRELOAD), and compares allocators by re-running
+ * itself in child processes with a different LD_PRELOAD each.
+ *
+ * Prototypes are grouped under the file that defines them.
+ */
+#ifndef HAKMEM_BENCH_H
+#define HAKMEM_BENCH_H
+
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* first: it defines _GNU_SOURCE */
+#endif
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <popt.h>
+
+#define BENCH_PROG "hakmem-bench"
+
+/* Exit codes: usage errors are distinguished from failed runs. */
+#define BENCH_EXIT_OK 0
+#define BENCH_EXIT_FAILED 1
+#define BENCH_EXIT_USAGE 2
+
+/* Defaults of the Larson workload: the seed report's MF2 target, 2-32 KiB
+ * blocks on 4 threads. */
+#define LARSON_DEF_THREADS 4
+#define LARSON_DEF_CHUNKS 1000
+#define LARSON_DEF_ROUNDS 10000
+#define LARSON_DEF_MIN 2048
+#define LARSON_DEF_MAX 32768
+#define LARSON_DEF_SECONDS 2.0
+#define LARSON_DEF_SEED 1
+#define LARSON_DEF_SAMPLE 64 /* time 1 in this many calls with --latency */
+
+#define LARSON_MAX_THREADS 1024
+#define LARSON_MAX_CHUNKS (1u << 24)
+#define LARSON_MAX_SIZE ((uint64_t)1 << 30)
+#define LARSON_MAX_SECONDS 3600.0
+
+#define RUN_DEF_TIMEOUT 60.0 /* seconds a child may run past its --seconds */
+
+/* What one Larson run does. */
+struct larson_cfg {
+	unsigned threads;   /* chains of threads running at once */
+	unsigned chunks;    /* live blocks per thread */
+	unsigned rounds;    /* free+malloc pairs before a thread hands over */
+	uint64_t min, max;  /* block sizes, inclusive */
+	double seconds;     /* timed phase */
+	uint64_t seed;
+	bool latency;       /* sample per-call latency */
+	unsigned sample;    /* with latency: time 1 in sample calls */
+};
+
+/* A latency summary in nanoseconds (valid when count > 0). */
+struct lat_summary {
+	uint64_t count;
+	double p50, p99, p999, max;
+};
+
+/* Allocator counters as read from hak_stats_get (valid when present). */
+struct alloc_counters {
+	bool present;
+	double page_reuse_pct;
+	uint64_t pages_from_os, pages_reused;
+	uint64_t pending_enqueued, pending_drained, adoptions;
+	uint64_t lease_refusals, remote_frees;
+};
+
+/* What one Larson run measured. */
+struct larson_result {
+	uint64_t ops;           /* free+malloc pairs in the timed phase */
+	double elapsed;         /* seconds of the timed phase */
+	double ops_per_sec;
+	uint64_t threads_created; /* thread generations, including the first */
+	long peak_rss_kb;       /* -1 when unknown */
+	struct alloc_counters ctr;
+	bool has_latency;
+	struct lat_summary lat_malloc, lat_free;
+};
+
+/* The keys of a run's JSON object, as printed by report_run_json and read
+ * back by the parent from a child. */
+struct run_record {
+	char allocator[256];
+	char strategy[256];      /* HAKMEM_DRAIN of the run, "" when unset */
+	long period;            /* HAKMEM_DRAIN_PERIOD, -1 when unset */
+	struct larson_cfg cfg;
+	struct larson_result res;
+};
+
+/* options.c: value parsers; each prints one error line and returns -1 on
+ * bad input. */
+int opt_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+int opt_parse_size(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+int opt_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+int opt_check_larson(const struct larson_cfg *cfg);
+void opt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char **opt_split_list(const char *s, size_t *n); /* comma list, free with opt_free_list */
+void opt_free_list(char **v, size_t n);
+/* The workload options shared by larson and sweep, as a popt sub-table
+ * that fills opt_workload; opt_workload_finish checks and converts them. */
+struct opt_workload {
+	char *chunks, *rounds, *min, *max, *seconds, *seed, *timeout;
+};
+extern struct opt_workload opt_workload;
+extern const struct poptOption opt_workload_table[];
+int opt_workload_finish(struct larson_cfg *cfg, double *timeout);
+/* Report a popt error (rc < 0) in one line. */
+void opt_popt_error(const char *cmd, void *con, int rc);
+
+/* larson.c */
+int larson_run(const struct larson_cfg *cfg, struct larson_result *res);
+
+/* latency.c: per-thread sample buffers, outside the allocator under test. */
+struct lat_buf;
+struct lat_buf *lat_buf_new(size_t capacity);
+void lat_buf_free(struct lat_buf *b);
+/* Merge and summarise the samples (allocates: call after the timed phase). */
+void lat_summarise(struct lat_buf *const *bufs, size_t n, struct lat_summary *out);
+/* Record one sample; returns true when the buffer is now full, and the
+ * caller should lat_halve it and sample half as often, so that samples stay
+ * spread over the whole run. */
+bool lat_record(struct lat_buf *b, uint64_t ns);
+void lat_halve(struct lat_buf *b);
+
+/* probe.c: what the process knows about itself. */
+void probe_counters(struct alloc_counters *c);
+long probe_peak_rss_kb(void);
+const char *probe_allocator_name(void); /* from LD_PRELOAD, or "default" */
+
+/* json.c: a writer and a reader of flat JSON objects. */
+void json_begin(FILE *f);
+void json_str(FILE *f, const char *key, const char *val); /* NULL -> null */
+void json_u64(FILE *f, const char *key, uint64_t v);
+void json_num(FILE *f, const char *key, double v);
+void json_int(FILE *f, const char *key, long v);
+void json_null(FILE *f, const char *key);
+void json_end(FILE *f);
+void json_value_str(FILE *f, const char *s); /* a quoted, escaped string */
+struct json_kv {
+	char key[64];
+	bool is_null, is_str;
+	double num;
+	char str[256];
+};
+/* Parse one flat object of strings, numbers and nulls; -1 on syntax error. */
+int json_parse_flat(const char *text, struct json_kv **kv, size_t *n);
+const struct json_kv *json_find(const struct json_kv *kv, size_t n, const char *key);
+
+/* report.c: printing. */
+void report_run_text(FILE *f, const struct run_record *r);
+void report_run_json(FILE *f, const struct run_record *r);
+int report_record_from_json(const char *text, struct run_record *r);
+struct alloc_summary {
+	const char *name;
+	size_t runs, failed;
+	double median, min, max, ratio;
+	const struct run_record *median_run; /* NULL if no run succeeded */
+};
+void report_compare_text(FILE *f, const struct alloc_summary *s, size_t n, const char *baseline,
+			 bool latency);
+void report_compare_json(FILE *f, const struct alloc_summary *s, size_t n,
+			 const struct run_record *runs, const char *const *run_alloc, size_t nruns,
+			 const char *baseline);
+double report_median(double *v, size_t n); /* sorts v */
+void report_fmt_count(char *buf, size_t len, bool present, uint64_t v);
+
+/* runner.c: allocators and child processes. */
+struct allocator {
+	char name[256];  /* as given */
+	char path[4096]; /* library to preload, "" for glibc */
+};
+/* Resolve name (hakmem, glibc, mimalloc, jemalloc, tcmalloc or a path).
+ * Returns 0, 1 when a known peer is not installed (note printed), -1 on
+ * error (message printed). */
+int runner_resolve(const char *name, struct allocator *a);
+struct child_env {
+	const char *name;  /* HAKMEM_* */
+	const char *value;
+};
+struct child_outcome {
+	bool ok;
+	char what[160]; /* on failure: one line saying what happened */
+};
+/* Run the Larson workload in a child with the allocator preloaded and the
+ * extra environment set; fill rec from its JSON. */
+int runner_run_larson(const struct allocator *a, const struct larson_cfg *cfg,
+		      const struct child_env *env, size_t nenv, double timeout,
+		      struct run_record *rec, struct child_outcome *out);
+
+/* main.c / sweep.c: the sub-commands. */
+int cmd_larson(int argc, const char **argv);
+int cmd_sweep(int argc, const char **argv);
+int cmd_child(int argc, const char **argv);
+
+/* sweep.c: one point of a sweep. */
+#define SWEEP_MAX_TUNABLES 8
+struct sweep_point {
+	const char *strategy;   /* HAKMEM_DRAIN value */
+	long period;            /* HAKMEM_DRAIN_PERIOD, -1 = library default */
+	unsigned threads;
+	const char *values[SWEEP_MAX_TUNABLES]; /* of the --set tunables */
+	bool ok;
+	char error[160];
+	struct run_record rec;
+};
+struct sweep_tunable {
+	char *name;
+	char **values;
+	size_t nvalues;
+};
+
+/* plot.c: throughput and page reuse against period, one line per strategy
+ * (and thread count, and setting).  Returns 0, or -1 with a message. */
+int plot_sweep(const char *file, const struct sweep_point *pts, size_t n,
+	       const struct sweep_tunable *tun, size_t ntun);
+
+#endif /* HAKMEM_BENCH_H */

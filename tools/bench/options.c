@@ -1,0 +1,220 @@
+/*
+ * options.c - parsing and checking of option values for hakmem-bench.
+ *
+ * popt hands every value over as a string; the parsers here check range and
+ * syntax themselves so that each mistake gets one line naming the option,
+ * and a non-zero exit (BENCH_EXIT_USAGE) from the caller.
+ */
+#include "bench.h"
+
+#include <popt.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void opt_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", BENCH_PROG);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int opt_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s || !isdigit((unsigned char)*s)) {
+		opt_error("%s: '%s' is not a number", opt, s ? s : "");
+		return -1;
+	}
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end) {
+		opt_error("%s: '%s' is not a number", opt, s);
+		return -1;
+	}
+	if (v < lo || v > hi) {
+		opt_error("%s: %llu is out of range (%llu to %llu)", opt, v,
+			  (unsigned long long)lo, (unsigned long long)hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A byte count with an optional K, M or G suffix (binary). */
+int opt_parse_size(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s || !isdigit((unsigned char)*s)) {
+		opt_error("%s: '%s' is not a size", opt, s ? s : "");
+		return -1;
+	}
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	switch (toupper((unsigned char)*end)) {
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (shift && toupper((unsigned char)*end) == 'I' && toupper((unsigned char)end[1]) == 'B')
+		end += 2;
+	if (errno || *end || v > (~0ULL >> shift)) {
+		opt_error("%s: '%s' is not a size (bytes, or a number with K, M or G)", opt, s);
+		return -1;
+	}
+	v <<= shift;
+	if (v < lo || v > hi) {
+		opt_error("%s: %llu bytes is out of range (%llu to %llu)", opt, v,
+			  (unsigned long long)lo, (unsigned long long)hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int opt_parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	if (!s || !*s) {
+		opt_error("%s: '' is not a number", opt);
+		return -1;
+	}
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || *end || !isfinite(v)) {
+		opt_error("%s: '%s' is not a number", opt, s);
+		return -1;
+	}
+	if (v < lo || v > hi) {
+		opt_error("%s: %s is out of range (%g to %g)", opt, s, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int opt_check_larson(const struct larson_cfg *cfg)
+{
+	if (cfg->min > cfg->max) {
+		opt_error("--min (%llu) is larger than --max (%llu)",
+			  (unsigned long long)cfg->min, (unsigned long long)cfg->max);
+		return -1;
+	}
+	return 0;
+}
+
+char **opt_split_list(const char *s, size_t *n)
+{
+	size_t cap = 1;
+	for (const char *p = s; *p; p++)
+		cap += *p == ',';
+	char **v = calloc(cap, sizeof *v);
+	if (!v)
+		return NULL;
+	size_t k = 0;
+	const char *start = s;
+	for (;;) {
+		const char *comma = strchr(start, ',');
+		size_t len = comma ? (size_t)(comma - start) : strlen(start);
+		if (len) {
+			v[k] = strndup(start, len);
+			if (!v[k]) {
+				opt_free_list(v, k);
+				return NULL;
+			}
+			k++;
+		}
+		if (!comma)
+			break;
+		start = comma + 1;
+	}
+	*n = k;
+	return v;
+}
+
+void opt_free_list(char **v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Shared workload options -------------------------------------------------- */
+
+struct opt_workload opt_workload;
+
+const struct poptOption opt_workload_table[] = {
+	{ "chunks", 'c', POPT_ARG_STRING, &opt_workload.chunks, 0,
+	  "live blocks per thread (default 1000)", "N" },
+	{ "rounds", 'r', POPT_ARG_STRING, &opt_workload.rounds, 0,
+	  "free+malloc pairs before a thread hands its blocks to a new thread (default 10000)",
+	  "N" },
+	{ "min", 0, POPT_ARG_STRING, &opt_workload.min, 0,
+	  "smallest block, bytes or with K/M suffix (default 2048)", "SIZE" },
+	{ "max", 0, POPT_ARG_STRING, &opt_workload.max, 0,
+	  "largest block (default 32768)", "SIZE" },
+	{ "seconds", 's', POPT_ARG_STRING, &opt_workload.seconds, 0,
+	  "length of the timed phase of each run (default 2)", "SECONDS" },
+	{ "seed", 0, POPT_ARG_STRING, &opt_workload.seed, 0,
+	  "seed of the per-thread random generators (default 1)", "N" },
+	{ "timeout", 0, POPT_ARG_STRING, &opt_workload.timeout, 0,
+	  "kill a child run after this many seconds (default 60)", "SECONDS" },
+	POPT_TABLEEND
+};
+
+int opt_workload_finish(struct larson_cfg *cfg, double *timeout)
+{
+	struct opt_workload *w = &opt_workload;
+	uint64_t v;
+	cfg->chunks = LARSON_DEF_CHUNKS;
+	cfg->rounds = LARSON_DEF_ROUNDS;
+	cfg->min = LARSON_DEF_MIN;
+	cfg->max = LARSON_DEF_MAX;
+	cfg->seconds = LARSON_DEF_SECONDS;
+	cfg->seed = LARSON_DEF_SEED;
+	*timeout = RUN_DEF_TIMEOUT;
+	if (w->chunks) {
+		if (opt_parse_u64("--chunks", w->chunks, 1, LARSON_MAX_CHUNKS, &v))
+			return -1;
+		cfg->chunks = (unsigned)v;
+	}
+	if (w->rounds) {
+		if (opt_parse_u64("--rounds", w->rounds, 1, UINT32_MAX, &v))
+			return -1;
+		cfg->rounds = (unsigned)v;
+	}
+	if (w->min && opt_parse_size("--min", w->min, 1, LARSON_MAX_SIZE, &cfg->min))
+		return -1;
+	if (w->max && opt_parse_size("--max", w->max, 1, LARSON_MAX_SIZE, &cfg->max))
+		return -1;
+	if (w->seconds &&
+	    opt_parse_double("--seconds", w->seconds, 0.001, LARSON_MAX_SECONDS, &cfg->seconds))
+		return -1;
+	if (w->seed && opt_parse_u64("--seed", w->seed, 0, UINT64_MAX, &cfg->seed))
+		return -1;
+	if (w->timeout && opt_parse_double("--timeout", w->timeout, 0.1, 86400, timeout))
+		return -1;
+	if (*timeout <= cfg->seconds) {
+		opt_error("--timeout (%g s) must be longer than --seconds (%g s)", *timeout,
+			  cfg->seconds);
+		return -1;
+	}
+	return opt_check_larson(cfg);
+}
+
+void opt_popt_error(const char *cmd, void *con, int rc)
+{
+	opt_error("%s: %s: %s", cmd, poptBadOption((poptContext)con, POPT_BADOPTION_NOALIAS),
+		  poptStrerror(rc));
+}

@@ -1,0 +1,328 @@
+/*
+ * report.c - printing of Larson results: one run as text or JSON, reading a
+ * run back from a child's JSON, and the side-by-side comparison of
+ * allocators.  Nothing here measures anything.
+ */
+#include "bench.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void report_fmt_count(char *buf, size_t len, bool present, uint64_t v)
+{
+	if (present)
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+	else
+		snprintf(buf, len, "n/a");
+}
+
+static void fmt_rss(char *buf, size_t len, long kb)
+{
+	if (kb < 0)
+		snprintf(buf, len, "n/a");
+	else
+		snprintf(buf, len, "%ld KiB", kb);
+}
+
+static void text_lat(FILE *f, const char *what, const struct lat_summary *l)
+{
+	if (l->count == 0) {
+		fprintf(f, "  %-6s latency    no samples\n", what);
+		return;
+	}
+	fprintf(f, "  %-6s latency    p50 %.0f ns  p99 %.0f ns  p99.9 %.0f ns  max %.0f ns  (%llu samples)\n",
+		what, l->p50, l->p99, l->p999, l->max, (unsigned long long)l->count);
+}
+
+void report_run_text(FILE *f, const struct run_record *r)
+{
+	const struct larson_cfg *c = &r->cfg;
+	const struct larson_result *s = &r->res;
+	const struct alloc_counters *k = &s->ctr;
+	char buf[64];
+
+	fprintf(f, "larson: allocator %s, %u threads x %u chunks of %llu..%llu bytes, "
+		"%u rounds per thread, %.2f s, seed %llu\n",
+		r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
+		(unsigned long long)c->max, c->rounds, c->seconds, (unsigned long long)c->seed);
+	if (r->strategy[0])
+		fprintf(f, "  drain strategy     %s", r->strategy);
+	if (r->period >= 0)
+		fprintf(f, "%s period %ld", r->strategy[0] ? "," : "  drain", r->period);
+	if (r->strategy[0] || r->period >= 0)
+		fputc('\n', f);
+	fprintf(f, "  ops/s              %.0f  (%llu free+malloc pairs in %.3f s, %llu threads)\n",
+		s->ops_per_sec, (unsigned long long)s->ops, s->elapsed,
+		(unsigned long long)s->threads_created);
+	fmt_rss(buf, sizeof buf, s->peak_rss_kb);
+	fprintf(f, "  peak RSS           %s\n", buf);
+	if (k->present)
+		fprintf(f, "  page reuse         %.1f %%\n", k->page_reuse_pct);
+	else
+		fprintf(f, "  page reuse         n/a\n");
+	static const struct {
+		const char *label;
+		size_t off;
+	} rows[] = {
+		{ "pages from OS", offsetof(struct alloc_counters, pages_from_os) },
+		{ "pages reused", offsetof(struct alloc_counters, pages_reused) },
+		{ "pending enqueued", offsetof(struct alloc_counters, pending_enqueued) },
+		{ "pending drained", offsetof(struct alloc_counters, pending_drained) },
+		{ "adoptions", offsetof(struct alloc_counters, adoptions) },
+		{ "lease refusals", offsetof(struct alloc_counters, lease_refusals) },
+		{ "remote frees", offsetof(struct alloc_counters, remote_frees) },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)k + rows[i].off, sizeof v);
+		report_fmt_count(buf, sizeof buf, k->present, v);
+		fprintf(f, "  %-18s %s\n", rows[i].label, buf);
+	}
+	if (s->has_latency) {
+		text_lat(f, "malloc", &s->lat_malloc);
+		text_lat(f, "free", &s->lat_free);
+	}
+}
+
+static void json_counter(FILE *f, const char *key, bool present, uint64_t v)
+{
+	if (present)
+		json_u64(f, key, v);
+	else
+		json_null(f, key);
+}
+
+static void json_lat(FILE *f, const char *prefix, bool has, const struct lat_summary *l)
+{
+	static const char *const names[] = { "p50_ns", "p99_ns", "p999_ns", "max_ns" };
+	const double vals[] = { l->p50, l->p99, l->p999, l->max };
+	char key[64];
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(key, sizeof key, "%s_%s", prefix, names[i]);
+		if (has && l->count)
+			json_num(f, key, vals[i]);
+		else
+			json_null(f, key);
+	}
+	snprintf(key, sizeof key, "%s_samples", prefix);
+	if (has)
+		json_u64(f, key, l->count);
+	else
+		json_null(f, key);
+}
+
+void report_run_json(FILE *f, const struct run_record *r)
+{
+	const struct larson_cfg *c = &r->cfg;
+	const struct larson_result *s = &r->res;
+	const struct alloc_counters *k = &s->ctr;
+
+	json_begin(f);
+	json_str(f, "allocator", r->allocator);
+	json_u64(f, "threads", c->threads);
+	json_u64(f, "chunks", c->chunks);
+	json_u64(f, "rounds", c->rounds);
+	json_u64(f, "min", c->min);
+	json_u64(f, "max", c->max);
+	json_num(f, "seconds", c->seconds);
+	json_u64(f, "seed", c->seed);
+	json_str(f, "strategy", r->strategy[0] ? r->strategy : NULL);
+	if (r->period >= 0)
+		json_int(f, "period", r->period);
+	else
+		json_null(f, "period");
+	json_u64(f, "ops", s->ops);
+	json_num(f, "elapsed_sec", s->elapsed);
+	json_num(f, "ops_per_sec", s->ops_per_sec);
+	json_u64(f, "threads_created", s->threads_created);
+	if (s->peak_rss_kb >= 0)
+		json_int(f, "peak_rss_kb", s->peak_rss_kb);
+	else
+		json_null(f, "peak_rss_kb");
+	if (k->present)
+		json_num(f, "page_reuse_pct", k->page_reuse_pct);
+	else
+		json_null(f, "page_reuse_pct");
+	json_counter(f, "pages_from_os", k->present, k->pages_from_os);
+	json_counter(f, "pages_reused", k->present, k->pages_reused);
+	json_counter(f, "pending_enqueued", k->present, k->pending_enqueued);
+	json_counter(f, "pending_drained", k->present, k->pending_drained);
+	json_counter(f, "adoptions", k->present, k->adoptions);
+	json_counter(f, "lease_refusals", k->present, k->lease_refusals);
+	json_counter(f, "remote_frees", k->present, k->remote_frees);
+	json_lat(f, "malloc", s->has_latency, &s->lat_malloc);
+	json_lat(f, "free", s->has_latency, &s->lat_free);
+	json_end(f);
+}
+
+/* Reading a child's object back ----------------------------------------- */
+
+static double num_or(const struct json_kv *kv, size_t n, const char *k, double dflt, bool *null)
+{
+	const struct json_kv *e = json_find(kv, n, k);
+	if (null)
+		*null = !e || e->is_null;
+	if (!e || e->is_null || e->is_str)
+		return dflt;
+	return e->num;
+}
+
+static void read_lat(const struct json_kv *kv, size_t n, const char *prefix, struct lat_summary *l,
+		     bool *has)
+{
+	char key[64];
+	bool null;
+	snprintf(key, sizeof key, "%s_samples", prefix);
+	l->count = (uint64_t)num_or(kv, n, key, 0, &null);
+	if (null)
+		return;
+	*has = true;
+	snprintf(key, sizeof key, "%s_p50_ns", prefix);
+	l->p50 = num_or(kv, n, key, 0, NULL);
+	snprintf(key, sizeof key, "%s_p99_ns", prefix);
+	l->p99 = num_or(kv, n, key, 0, NULL);
+	snprintf(key, sizeof key, "%s_p999_ns", prefix);
+	l->p999 = num_or(kv, n, key, 0, NULL);
+	snprintf(key, sizeof key, "%s_max_ns", prefix);
+	l->max = num_or(kv, n, key, 0, NULL);
+}
+
+int report_record_from_json(const char *text, struct run_record *r)
+{
+	struct json_kv *kv;
+	size_t n;
+	if (json_parse_flat(text, &kv, &n) != 0)
+		return -1;
+	const struct json_kv *ops = json_find(kv, n, "ops_per_sec");
+	if (!ops || ops->is_null || ops->is_str) {
+		free(kv);
+		return -1;
+	}
+	struct larson_result *s = &r->res;
+	struct alloc_counters *k = &s->ctr;
+	bool null;
+	memset(s, 0, sizeof *s);
+	const struct json_kv *st = json_find(kv, n, "strategy");
+	snprintf(r->strategy, sizeof r->strategy, "%s", st && st->is_str ? st->str : "");
+	r->period = (long)num_or(kv, n, "period", -1, NULL);
+	s->ops = (uint64_t)num_or(kv, n, "ops", 0, NULL);
+	s->elapsed = num_or(kv, n, "elapsed_sec", 0, NULL);
+	s->ops_per_sec = ops->num;
+	s->threads_created = (uint64_t)num_or(kv, n, "threads_created", 0, NULL);
+	s->peak_rss_kb = (long)num_or(kv, n, "peak_rss_kb", -1, NULL);
+	k->page_reuse_pct = num_or(kv, n, "page_reuse_pct", 0, &null);
+	k->present = !null;
+	k->pages_from_os = (uint64_t)num_or(kv, n, "pages_from_os", 0, NULL);
+	k->pages_reused = (uint64_t)num_or(kv, n, "pages_reused", 0, NULL);
+	k->pending_enqueued = (uint64_t)num_or(kv, n, "pending_enqueued", 0, NULL);
+	k->pending_drained = (uint64_t)num_or(kv, n, "pending_drained", 0, NULL);
+	k->adoptions = (uint64_t)num_or(kv, n, "adoptions", 0, NULL);
+	k->lease_refusals = (uint64_t)num_or(kv, n, "lease_refusals", 0, NULL);
+	k->remote_frees = (uint64_t)num_or(kv, n, "remote_frees", 0, NULL);
+	read_lat(kv, n, "malloc", &s->lat_malloc, &s->has_latency);
+	read_lat(kv, n, "free", &s->lat_free, &s->has_latency);
+	free(kv);
+	return 0;
+}
+
+/* Comparison ------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+double report_median(double *v, size_t n)
+{
+	if (n == 0)
+		return NAN;
+	qsort(v, n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void report_compare_text(FILE *f, const struct alloc_summary *s, size_t n, const char *baseline,
+			 bool latency)
+{
+	int w = 10; /* width of the name column */
+	for (size_t i = 0; i < n; i++)
+		if ((int)strlen(s[i].name) > w)
+			w = (int)strlen(s[i].name);
+	fprintf(f, "%-*s %4s %14s %25s %7s %12s %7s", w, "allocator", "runs", "median ops/s",
+		"min..max ops/s", "ratio", "peak RSS KiB", "reuse%");
+	if (latency)
+		fprintf(f, " %10s %10s %10s %10s", "malloc p50", "p99", "free p50", "p99");
+	fputc('\n', f);
+	for (size_t i = 0; i < n; i++) {
+		const struct alloc_summary *a = &s[i];
+		char runs[32], range[64], ratio[16], rss[32], reuse[16];
+		snprintf(runs, sizeof runs, "%zu", a->runs - a->failed);
+		if (!a->median_run) {
+			fprintf(f, "%-*s %4s %14s %25s %7s %12s %7s  (all %zu runs failed)\n", w, a->name,
+				runs, "-", "-", "-", "-", "-", a->runs);
+			continue;
+		}
+		const struct larson_result *m = &a->median_run->res;
+		snprintf(range, sizeof range, "%.0f..%.0f", a->min, a->max);
+		if (isfinite(a->ratio))
+			snprintf(ratio, sizeof ratio, "%.2f", a->ratio);
+		else
+			snprintf(ratio, sizeof ratio, "-");
+		if (m->peak_rss_kb >= 0)
+			snprintf(rss, sizeof rss, "%ld", m->peak_rss_kb);
+		else
+			snprintf(rss, sizeof rss, "n/a");
+		if (m->ctr.present)
+			snprintf(reuse, sizeof reuse, "%.1f", m->ctr.page_reuse_pct);
+		else
+			snprintf(reuse, sizeof reuse, "n/a");
+		fprintf(f, "%-*s %4s %14.0f %25s %7s %12s %7s", w, a->name, runs, a->median, range,
+			ratio, rss, reuse);
+		if (latency && m->has_latency)
+			fprintf(f, " %10.0f %10.0f %10.0f %10.0f", m->lat_malloc.p50, m->lat_malloc.p99,
+				m->lat_free.p50, m->lat_free.p99);
+		if (a->failed)
+			fprintf(f, "  (%zu of %zu runs failed)", a->failed, a->runs);
+		fputc('\n', f);
+	}
+	fprintf(f, "runs: successful runs; ratio: median ops/s / median of %s; peak RSS, reuse%%%s: of the median run\n",
+		baseline, latency ? " and latency (ns)" : "");
+}
+
+void report_compare_json(FILE *f, const struct alloc_summary *s, size_t n,
+			 const struct run_record *runs, const char *const *run_alloc, size_t nruns,
+			 const char *baseline)
+{
+	fputs("{\"baseline\": ", f);
+	json_value_str(f, baseline);
+	fputs(", \"allocators\": [", f);
+	for (size_t i = 0; i < n; i++) {
+		const struct alloc_summary *a = &s[i];
+		fputs(i ? ", " : "", f);
+		json_begin(f);
+		json_str(f, "allocator", a->name);
+		json_u64(f, "runs", a->runs);
+		json_u64(f, "failed", a->failed);
+		if (a->median_run) {
+			json_num(f, "median_ops_per_sec", a->median);
+			json_num(f, "min_ops_per_sec", a->min);
+			json_num(f, "max_ops_per_sec", a->max);
+			json_num(f, "ratio", a->ratio);
+		} else {
+			json_null(f, "median_ops_per_sec");
+			json_null(f, "min_ops_per_sec");
+			json_null(f, "max_ops_per_sec");
+			json_null(f, "ratio");
+		}
+		json_end(f);
+	}
+	fputs("], \"runs\": [", f);
+	for (size_t i = 0; i < nruns; i++) {
+		fputs(i ? ", " : "", f);
+		struct run_record r = runs[i];
+		snprintf(r.allocator, sizeof r.allocator, "%s", run_alloc[i]);
+		report_run_json(f, &r);
+	}
+	fputs("]}\n", f);
+}
