@@ -26,6 +26,8 @@ struct live {
 	char *p;
 	size_t n; /* bytes filled: the whole usable size */
 	uint64_t key;
+	const char *call;
+	size_t align, req;
 };
 
 static struct live live[MAX_LIVE];
@@ -83,13 +85,16 @@ static void adopt(const struct tu_api *a, char *p, size_t req, size_t align,
 			align, req, u);
 	if (nlive == MAX_LIVE) { /* retire the oldest half, checking it */
 		for (size_t i = 0; i < MAX_LIVE / 2; i++) {
+			tu_set_context("%s: free of %p from %s(align %zu, size %zu)", a->name,
+				       (void *)live[i].p, live[i].call, live[i].align, live[i].req);
 			check_block(&live[i]);
 			a->free(live[i].p);
 		}
 		memmove(live, live + MAX_LIVE / 2, sizeof live[0] * (MAX_LIVE / 2));
 		nlive = MAX_LIVE / 2;
 	}
-	live[nlive] = (struct live){ .p = p, .n = u, .key = next_key++ };
+	live[nlive] = (struct live){ .p = p, .n = u, .key = next_key++, .call = call,
+				     .align = align, .req = req };
 	fill_block(&live[nlive]);
 	nlive++;
 }
@@ -97,6 +102,8 @@ static void adopt(const struct tu_api *a, char *p, size_t req, size_t align,
 static void release_all(const struct tu_api *a)
 {
 	for (size_t i = 0; i < nlive; i++) {
+		tu_set_context("%s: free of %p from %s(align %zu, size %zu)", a->name,
+			       (void *)live[i].p, live[i].call, live[i].align, live[i].req);
 		check_block(&live[i]);
 		a->free(live[i].p);
 	}
@@ -147,13 +154,17 @@ static void test_aligned_calls(const struct tu_api *a)
 		release_all(a);
 	}
 	/* zero sizes still give aligned, freeable blocks */
-	for (al = sizeof(void *); al <= ((size_t)1 << 20); al <<= 3) {
+	for (al = sizeof(void *); al <= ((size_t)4 << 20); al <<= 1) {
 		void *p = NULL;
 		TU_CHECK(a->posix_memalign(&p, al, 0) == 0 && p != NULL);
 		TU_CHECK((uintptr_t)p % al == 0);
+		tu_set_context("%s: free of %p from posix_memalign(align %zu, size 0)", a->name,
+			       p, al);
 		a->free(p);
 		p = a->aligned_alloc(al, 0);
 		TU_CHECK(p != NULL && (uintptr_t)p % al == 0);
+		tu_set_context("%s: free of %p from aligned_alloc(align %zu, size 0)", a->name,
+			       p, al);
 		a->free(p);
 	}
 	/* many small aligned blocks at once: they must not overlap */
@@ -216,6 +227,7 @@ int main(void)
 	const struct tu_api *apis[] = { &tu_api_std, &tu_api_hak };
 
 	tu_require_hakmem_malloc();
+	tu_context_on_abort();
 	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
 		tu_set_context("api %s", apis[i]->name);
 		test_aligned_calls(apis[i]);

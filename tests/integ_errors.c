@@ -422,6 +422,7 @@ int main(void)
 	const struct tu_api *apis[] = { &tu_api_std, &tu_api_hak };
 
 	tu_require_hakmem_malloc();
+	tu_context_on_abort();
 	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
 		tu_set_context("api %s", apis[i]->name);
 		test_enomem(apis[i]);

@@ -330,6 +330,7 @@ int main(int argc, char **argv)
 		       "--max-large %zu", opt.seed, opt.threads, opt.generations, opt.ops,
 		       opt.slots, opt.large_permille, opt.max_large);
 	tu_require_hakmem_malloc();
+	tu_context_on_abort();
 	TU_CHECK(pthread_key_create(&exit_key, exit_destructor) == 0);
 	nboxes = (size_t)opt.slots * opt.threads;
 	boxes = calloc(nboxes, sizeof *boxes);

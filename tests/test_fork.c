@@ -252,6 +252,7 @@ int main(int argc, char **argv)
 			TU_FAIL("usage: test_fork [--children N] [--seed N]");
 	}
 	tu_require_hakmem_malloc();
+	tu_context_on_abort();
 	for (uintptr_t i = 0; i < PARENT_THREADS; i++)
 		TU_CHECK(pthread_create(&workers[i], NULL, parent_worker, (void *)i) == 0);
 	/* let the workers publish something first */

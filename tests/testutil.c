@@ -28,6 +28,26 @@ void tu_set_context(const char *fmt, ...)
 	va_end(ap);
 }
 
+static void abort_handler(int sig)
+{
+	static const char head[] = "  context at abort: ";
+	size_t n = 0;
+	while (n < sizeof tu_context && tu_context[n])
+		n++;
+	if (n) {
+		(void)!write(STDERR_FILENO, head, sizeof head - 1);
+		(void)!write(STDERR_FILENO, tu_context, n);
+		(void)!write(STDERR_FILENO, "\n", 1);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void tu_context_on_abort(void)
+{
+	signal(SIGABRT, abort_handler);
+}
+
 void tu_fail_at(const char *file, int line, const char *fmt, ...)
 {
 	char msg[1024];
@@ -184,6 +204,7 @@ void tu_run_child(void (*fn)(void *), void *arg, unsigned timeout_s,
 		if (dup2(fds[1], STDERR_FILENO) < 0)
 			_exit(126);
 		close(fds[1]);
+		signal(SIGABRT, SIG_DFL); /* stderr must hold hakmem's line only */
 		/* No core files from the aborts we provoke on purpose. */
 		struct rlimit nocore = { 0, 0 };
 		setrlimit(RLIMIT_CORE, &nocore);

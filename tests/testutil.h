@@ -35,6 +35,10 @@ void tu_check_failed(const char *file, int line, const char *cond,
 __attribute__((format(printf, 1, 2)))
 void tu_set_context(const char *fmt, ...);
 
+/* On SIGABRT (hakmem's reaction to a bad pointer), print the context line
+ * before dying, so that the log says what the test was doing. */
+void tu_context_on_abort(void);
+
 /* Print a message to stderr and exit with TU_SKIP. */
 __attribute__((noreturn, format(printf, 1, 2)))
 void tu_skip(const char *fmt, ...);
