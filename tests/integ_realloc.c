@@ -156,6 +156,28 @@ static void test_remote(const struct tu_api *a)
 	a->free(r.p);
 }
 
+/* realloc of blocks from the aligned calls: their headers and mappings
+ * differ from malloc's (the user pointer may sit far into the mapping). */
+static void test_aligned_origin(const struct tu_api *a)
+{
+	static const size_t aligns[] = { 64, 4096, 65536, (size_t)1 << 20, (size_t)4 << 20 };
+	static const size_t sizes[] = { 100, 5000, 40000, 300000 };
+	static const size_t targets[] = { 50, 33000, 700000, (size_t)3 << 20, 20 };
+	for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+		for (size_t j = 0; j < sizeof sizes / sizeof sizes[0]; j++) {
+			void *v = NULL;
+			TU_CHECK(a->posix_memalign(&v, aligns[i], sizes[j]) == 0);
+			char *p = v;
+			size_t cur = sizes[j];
+			uint64_t key = 0x800 + i * 16 + j;
+			tu_pattern_fill(p, cur, key);
+			for (size_t k = 0; k < sizeof targets / sizeof targets[0]; k++)
+				p = resize(a, p, &cur, targets[k], key);
+			a->free(p);
+		}
+	}
+}
+
 /* Dirty count blocks of size n, free them, calloc the same, check zeros. */
 static void calloc_after_dirty(const struct tu_api *a, size_t n, size_t count,
 			       int require_reuse)
@@ -221,6 +243,7 @@ int main(void)
 		tu_set_context("api %s", apis[i]->name);
 		test_boundaries(apis[i]);
 		test_remote(apis[i]);
+		test_aligned_origin(apis[i]);
 		test_calloc(apis[i]);
 	}
 	printf("integ_realloc: ok (%zu size classes seen)\n", nboundaries);
