@@ -156,12 +156,12 @@ static struct hak_page *pending_pop(struct hak_pending *q)
 
 /* A popped page that the popper could not take goes back on its current
  * owner's queue: its remote blocks must stay findable. */
-static void pending_requeue(struct hak_page *pg)
+static void pending_requeue(struct hak_page *pg, unsigned cls)
 {
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 	if (o == HAK_OWNER_FREE || o == HAK_OWNER_POOL || o == 0)
 		return;
-	pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx, NULL);
+	pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, cls, NULL);
 }
 
 /* Holding pages ---------------------------------------------------------- */
@@ -284,18 +284,23 @@ static void float_full(struct hak_heap *h, unsigned c)
 
 /* One of h's held pages (active, or in a list) had remote frees: drain it
  * and move it to the list it now belongs on. */
-static void own_page_refresh(struct hak_heap *h, struct hak_page *pg)
+/* Returns true if the page now has free blocks and h still holds it (a
+ * page left without a live block went back to the pool). */
+static bool own_page_refresh(struct hak_heap *h, struct hak_page *pg)
 {
 	hak__page_drain(pg);
 	if (h->active[pg->class_idx] == pg)
-		return;
+		return pg->free != NULL;
 	if (pg->used == 0) {
 		list_unlink(h, pg);
 		hak__page_release(pg);
-	} else if (pg->in_list == HAK_LIST_FULL && page_has_free(pg)) {
+		return false;
+	}
+	if (pg->in_list == HAK_LIST_FULL && page_has_free(pg)) {
 		list_unlink(h, pg);
 		list_push(h, pg, HAK_LIST_PARTIAL);
 	}
+	return pg->in_list == HAK_LIST_PARTIAL;
 }
 
 /* A page h just took over (it was floating: in no list, not active):
@@ -334,8 +339,7 @@ static bool take_pending_from(struct hak_heap *h, struct hak_heap *src, unsigned
 		if (o == (uintptr_t)h) {
 			/* one of our held pages got remote frees */
 			HAK_STAT_ADD(h->st->pending_drained, 1);
-			own_page_refresh(h, pg);
-			if (pg->class_idx == cls && pg->in_list == HAK_LIST_PARTIAL) {
+			if (own_page_refresh(h, pg) && pg->class_idx == cls) {
 				page_activate(h, pg);
 				found = true;
 				break;
@@ -385,7 +389,7 @@ static bool take_pending_from(struct hak_heap *h, struct hak_heap *src, unsigned
 	}
 	while ((pg = putback)) { /* note: requeue goes to the current owner */
 		putback = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
-		pending_requeue(pg);
+		pending_requeue(pg, cls);
 	}
 	return found;
 }
@@ -400,7 +404,7 @@ static bool find_pending(struct hak_heap *h, unsigned cls)
 	for (struct hak_heap *o = heap_next_wrap(h); o != h && budget; o = heap_next_wrap(o)) {
 		/* a queue whose head is held by its owner is the owner's to drain */
 		struct hak_page *head = atomic_load_explicit(&o->pending[cls].head,
-							     memory_order_relaxed);
+							     memory_order_acquire);
 		if (!head || !(atomic_load_explicit(&head->owner, memory_order_relaxed) &
 			       HAK_OWNER_FLOAT))
 			continue;
@@ -585,11 +589,13 @@ static void local_free(struct hak_heap *h, struct hak_page *pg, struct hak_block
 void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
 {
 	hak__block_check(pg, b);
+	/* b is live until pushed: read the class while the page cannot change */
+	unsigned cls = pg->class_idx;
 	if (h == &hak__empty_heap) {
 		h = hak__heap_get();
 		if (!h) { /* no heap and no memory for one: free remotely, uncounted */
 			if (hak__remote_push(pg, b))
-				pending_requeue(pg);
+				pending_requeue(pg, cls);
 			return;
 		}
 	}
@@ -618,14 +624,14 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 		}
 	}
 	HAK_STAT_ADD(h->st->remote_frees, 1);
-	HAK_STAT_ADD(h->st->frees[pg->class_idx], 1);
+	HAK_STAT_ADD(h->st->frees[cls], 1);
 	if (!hak__remote_push(pg, b))
 		return;
-	/* 0 -> 1: queue the page on its owner's pending queue if it floats */
+	/* 0 -> 1: queue the page on its owner heap's pending queue, held or
+	 * floating (a held page is drained by its holder from there) */
 	o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
-	if (o & HAK_OWNER_FLOAT) {
-		pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, pg->class_idx, h->st);
-	}
+	if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL && o != 0)
+		pending_enqueue((struct hak_heap *)(o & ~HAK_OWNER_FLAGS), pg, cls, h->st);
 }
 
 /* Drain strategies roundrobin and hybrid ---------------------------------- */
@@ -644,7 +650,7 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
 		return true;
 	}
 	if ((o & HAK_OWNER_FLAGS) != HAK_OWNER_FLOAT) {
-		pending_requeue(pg); /* held by its owner, or busy */
+		pending_requeue(pg, cls); /* held by its owner, or busy */
 		return false;
 	}
 	if ((struct hak_heap *)(o & ~HAK_OWNER_FLAGS) == h) {
@@ -653,21 +659,21 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
 			hak__page_drain(pg);
 			page_file(h, pg);
 		} else {
-			pending_requeue(pg);
+			pending_requeue(pg, cls);
 		}
 		return true;
 	}
 	uintptr_t busy = o | HAK_OWNER_BUSY;
 	if (!atomic_compare_exchange_strong_explicit(&pg->owner, &o, busy, memory_order_acquire,
 						     memory_order_relaxed)) {
-		pending_requeue(pg);
+		pending_requeue(pg, cls);
 		return false;
 	}
 	bool drained = hak__page_drain(pg) != 0;
 	atomic_store_explicit(&pg->owner, busy & ~HAK_OWNER_BUSY, memory_order_seq_cst);
 	if (drained)
 		HAK_STAT_ADD(h->st->pending_drained, 1);
-	pending_requeue(pg); /* the owner finds it there, with free blocks */
+	pending_requeue(pg, cls); /* the owner finds it there, with free blocks */
 	return drained;
 }
 
@@ -720,7 +726,7 @@ void hak__sweep_pending(void)
 				    !atomic_compare_exchange_strong_explicit(
 					    &pg->owner, &o, o | HAK_OWNER_BUSY,
 					    memory_order_acquire, memory_order_relaxed)) {
-					pending_requeue(pg);
+					pending_requeue(pg, c);
 					continue;
 				}
 				hak__page_drain(pg);
@@ -729,7 +735,7 @@ void hak__sweep_pending(void)
 					continue;
 				}
 				atomic_store_explicit(&pg->owner, o, memory_order_seq_cst);
-				pending_requeue(pg);
+				pending_requeue(pg, c);
 			}
 		}
 	}
@@ -763,14 +769,18 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 		hak__page_release(pg);
 		return;
 	}
+	/* read our fields before the float: after it, another thread may
+	 * claim the page and write them */
+	bool has_free = page_has_free(pg);
+	unsigned cls = pg->class_idx;
 	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
 			      memory_order_relaxed);
 	/* Queued if it has free blocks, so that the next thread that needs a
 	 * page of its class adopts it warm instead of mapping a cold one; the
 	 * rest wait for the thread that frees into them to claim them. */
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
-	if (page_has_free(pg) || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
-		pending_enqueue(h, pg, pg->class_idx, h->st);
+	if (has_free || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
+		pending_enqueue(h, pg, cls, h->st);
 }
 
 void hak__heap_abandon(struct hak_heap *h)
