@@ -28,6 +28,27 @@ void tu_set_context(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* HAK_SEG_PREFIX of lib/statseg.h followed by the pid; async-signal-safe */
+static void segment_name(char *buf, size_t cap, pid_t pid)
+{
+	static const char prefix[] = "/hakmem.";
+	char digits[24];
+	size_t n = 0, i;
+	unsigned long v = (unsigned long)pid;
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && n < sizeof digits);
+	if (sizeof prefix + n > cap) {
+		buf[0] = '\0';
+		return;
+	}
+	memcpy(buf, prefix, sizeof prefix - 1);
+	for (i = 0; i < n; i++)
+		buf[sizeof prefix - 1 + i] = digits[n - 1 - i];
+	buf[sizeof prefix - 1 + n] = '\0';
+}
+
 static void abort_handler(int sig)
 {
 	static const char head[] = "  context at abort: ";
@@ -39,6 +60,8 @@ static void abort_handler(int sig)
 		(void)!write(STDERR_FILENO, tu_context, n);
 		(void)!write(STDERR_FILENO, "\n", 1);
 	}
+	/* a failing test dies without hakmem's exit hook: drop its segment */
+	tu_remove_stats_segment(getpid());
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -62,6 +85,7 @@ void tu_fail_at(const char *file, int line, const char *fmt, ...)
 	if (tu_context[0])
 		fprintf(stderr, "  context: %s\n", tu_context);
 	fflush(stderr);
+	tu_remove_stats_segment(getpid()); /* _exit skips hakmem's exit hook */
 	_exit(1);
 }
 
@@ -239,11 +263,6 @@ void tu_run_child(void (*fn)(void *), void *arg, unsigned timeout_s,
 	tu_remove_stats_segment(pid);
 }
 
-/* HAK_SEG_PREFIX of lib/statseg.h followed by the pid */
-static void segment_name(char *buf, size_t cap, pid_t pid)
-{
-	snprintf(buf, cap, "/hakmem.%ld", (long)pid);
-}
 
 void tu_remove_stats_segment(pid_t pid)
 {
