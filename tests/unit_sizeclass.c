@@ -1,0 +1,143 @@
+/*
+ * unit_sizeclass.c - the size-class table and hak__class_of().
+ *
+ * Every request 0..32768 maps to the smallest class that holds it; classes
+ * are 16-byte multiples, strictly increasing, end at HAK_SMALL_MAX, and
+ * waste at most 15 bytes up to 128 bytes and at most 25% above.  The
+ * allocator's usable size and its published statistics agree with the
+ * table.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+#define TIMEOUT_S 60 /* hang guard only */
+
+START_TEST(table_shape)
+{
+	ck_assert_uint_eq(HAK_NUM_CLASSES, 40);
+	ck_assert_uint_eq(hak__class_size[0], 16);
+	ck_assert_uint_eq(hak__class_size[HAK_NUM_CLASSES - 1], HAK_SMALL_MAX);
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		UCHECK(hak__class_size[c] % HAK_MIN_ALIGN == 0,
+			      "class %u size %u is not a multiple of 16", c,
+			      (unsigned)hak__class_size[c]);
+		if (c > 0)
+			UCHECK(hak__class_size[c] > hak__class_size[c - 1],
+				      "class %u (%u) not above class %u (%u)", c,
+				      (unsigned)hak__class_size[c], c - 1,
+				      (unsigned)hak__class_size[c - 1]);
+		/* a page holds at least two blocks of every class */
+		ck_assert_uint_ge(HAK_PAGE_SIZE / hak__class_size[c], 2);
+	}
+}
+END_TEST
+
+START_TEST(every_size_fits_smallest_class)
+{
+	unsigned prev = 0;
+	for (size_t s = 0; s <= HAK_SMALL_MAX; s++) {
+		unsigned c = hak__class_of(s);
+		UCHECK(c < HAK_NUM_CLASSES, "size %zu -> class %u", s, c);
+		size_t cs = hak__class_size[c];
+		UCHECK(cs >= s, "size %zu -> class %u of only %zu bytes", s, c, cs);
+		/* the smallest class that fits: the one below is too small */
+		if (c > 0)
+			UCHECK(hak__class_size[c - 1] < s,
+				      "size %zu -> class %u (%zu) but class %u (%u) fits",
+				      s, c, cs, c - 1, (unsigned)hak__class_size[c - 1]);
+		UCHECK(c >= prev, "class of %zu (%u) below class of %zu (%u)", s, c,
+			      s - 1, prev);
+		UCHECK(c <= prev + 1, "size %zu skips from class %u to %u", s, prev, c);
+		prev = c;
+		/* bounded waste */
+		if (s <= 128)
+			UCHECK(cs - s <= 15 || s == 0,
+				      "size %zu wastes %zu bytes in class %zu", s, cs - s, cs);
+		else
+			UCHECK((cs - s) * 4 <= s,
+				      "size %zu wastes %zu bytes (> 25%%) in class %zu", s,
+				      cs - s, cs);
+	}
+	ck_assert_uint_eq(prev, HAK_NUM_CLASSES - 1);
+	ck_assert_uint_eq(hak__class_of(0), 0);
+	ck_assert_uint_eq(hak__class_of(1), 0);
+}
+END_TEST
+
+/* Both lookup halves (table below 1 KiB, arithmetic above) agree at the
+ * seam and on exact class sizes. */
+START_TEST(class_sizes_map_to_themselves)
+{
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		size_t cs = hak__class_size[c];
+		ck_assert_uint_eq(hak__class_of(cs), c);
+		ck_assert_uint_eq(hak__class_of(cs - 1), c); /* classes are >= 16 apart */
+		if (c + 1 < HAK_NUM_CLASSES)
+			ck_assert_uint_eq(hak__class_of(cs + 1), c + 1);
+	}
+}
+END_TEST
+
+/* What the allocator hands out matches the table. */
+START_TEST(usable_size_is_class_size)
+{
+	for (size_t s = 0; s <= HAK_SMALL_MAX; s += (s < 4096 ? 1 : 13)) {
+		void *p = hak_malloc(s);
+		UCHECK(p != NULL, "hak_malloc(%zu) failed", s);
+		size_t u = hak_malloc_usable_size(p);
+		UCHECK(u == hak__class_size[hak__class_of(s)],
+			      "usable size of hak_malloc(%zu) is %zu, class size %u", s, u,
+			      (unsigned)hak__class_size[hak__class_of(s)]);
+		/* blocks are spaced by their class size inside their page */
+		struct hak_page *pg = hak__page_of(p);
+		UCHECK(((char *)p - pg->start) % u == 0, "block %p of size %zu misplaced in page %p",
+		       p, u, (void *)pg->start);
+		hak_free(p);
+	}
+}
+END_TEST
+
+START_TEST(stats_report_the_classes)
+{
+	struct hak_stats st;
+	void *p = hak_malloc(100);
+	ck_assert_int_eq(hak_stats_get(&st, sizeof st), 0);
+	ck_assert_uint_eq(st.version, HAK_STATS_VERSION);
+	ck_assert_uint_eq(st.num_classes, HAK_NUM_CLASSES);
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+		ck_assert_uint_eq(st.classes[c].block_size, hak__class_size[c]);
+	unsigned c100 = hak__class_of(100);
+	ck_assert_uint_ge(st.classes[c100].in_use, 1);
+	ck_assert_uint_ge(st.classes[c100].allocs, 1);
+	hak_free(p);
+	/* too small a buffer is refused */
+	errno = 0;
+	ck_assert_int_eq(hak_stats_get(&st, 4), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(hak_stats_get(NULL, sizeof st), -1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sizeclass");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, TIMEOUT_S);
+	tcase_add_test(tc, table_shape);
+	tcase_add_test(tc, every_size_fits_smallest_class);
+	tcase_add_test(tc, class_sizes_map_to_themselves);
+	tcase_add_test(tc, usable_size_is_class_size);
+	tcase_add_test(tc, stats_report_the_classes);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
