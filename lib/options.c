@@ -36,7 +36,7 @@ static const struct opt_def opt_table[] = {
 	 "owner, roundrobin, hybrid or adopt"},
 	{"HAKMEM_DRAIN_PERIOD", OPT_UINT, 4, 1, 1000000, &hak__opt.drain_period, 0,
 	 "an integer from 1 to 1000000"},
-	{"HAKMEM_LEASE_US", OPT_UINT, 1000, 0, 10000000, &hak__opt.lease_us, 0,
+	{"HAKMEM_LEASE_US", OPT_UINT, 0, 0, 10000000, &hak__opt.lease_us, 0,
 	 "an integer from 0 to 10000000"},
 	{"HAKMEM_SCAN_BUDGET", OPT_UINT, 64, 1, 65536, &hak__opt.scan_budget, 0,
 	 "an integer from 1 to 65536"},
