@@ -98,7 +98,7 @@ struct hak_heap *hak__heap_get(void)
 		size_t sz = (sizeof *h + HAK_CACHE_LINE - 1) & ~(size_t)(HAK_CACHE_LINE - 1);
 		heap_chunk += sz;
 		heap_chunk_left = heap_chunk_left > sz ? heap_chunk_left - sz : 0;
-		h->index = heaps_count++;
+		h->index = __atomic_fetch_add(&heaps_count, 1, __ATOMIC_RELAXED);
 		/* append so that the registry order is creation order */
 		struct hak_heap **pp = &heaps_head;
 		while (*pp)
@@ -140,7 +140,11 @@ static bool pending_enqueue(uintptr_t o, struct hak_page *pg, unsigned cls,
 	return true;
 }
 
-/* Pop one page (consumers serialised by the queue's try-lock: no ABA). */
+/* Pop one page (consumers serialised by the queue's try-lock: no ABA).
+ * The page keeps in_pending set: the popper now owns the entry, and must
+ * either pending_done() it (it keeps or drops the page) or
+ * pending_requeue() it.  Meanwhile no pusher touches pending_next, so the
+ * popper may link popped pages through it. */
 static struct hak_page *pending_pop(struct hak_pending *q)
 {
 	if (!atomic_load_explicit(&q->head, memory_order_relaxed))
@@ -154,19 +158,27 @@ static struct hak_page *pending_pop(struct hak_pending *q)
 			     memory_order_acquire, memory_order_acquire))
 		;
 	hak__spin_unlock(&q->lock);
-	if (pg)
-		atomic_store_explicit(&pg->in_pending, 0, memory_order_seq_cst);
 	return pg;
 }
 
-/* A popped page that the popper could not take goes back on its current
- * owner's queue: its remote blocks must stay findable. */
+/* The popper is done with the entry: from now on the remote free that makes
+ * the page's remote list non-empty queues it again.  Call before draining. */
+static void pending_done(struct hak_page *pg)
+{
+	atomic_store_explicit(&pg->in_pending, 0, memory_order_seq_cst);
+}
+
+/* A popped page that the popper could not take goes back on the right queue
+ * of its current owner: its remote blocks must stay findable. */
 static void pending_requeue(struct hak_page *pg, unsigned cls)
 {
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
-	if (o == HAK_OWNER_FREE || o == HAK_OWNER_POOL || o == 0)
+	if (o == HAK_OWNER_FREE || o == HAK_OWNER_POOL || o == 0) {
+		pending_done(pg);
 		return;
-	pending_enqueue(o, pg, cls, NULL);
+	}
+	struct hak_heap *h = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
+	pending_link((o & HAK_OWNER_FLOAT) ? &h->pending[cls] : &h->own_q[cls], pg);
 }
 
 /* Holding pages ---------------------------------------------------------- */
@@ -346,6 +358,7 @@ static bool take_pending_from(struct hak_heap *h, struct hak_pending *q, unsigne
 		uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_acquire);
 		if (o == (uintptr_t)h) {
 			/* one of our held pages got remote frees */
+			pending_done(pg);
 			HAK_STAT_ADD(h->st->pending_drained, 1);
 			if (own_page_refresh(h, pg) && pg->class_idx == cls) {
 				page_activate(h, pg);
@@ -354,19 +367,15 @@ static bool take_pending_from(struct hak_heap *h, struct hak_pending *q, unsigne
 			}
 			continue;
 		}
-		if (!(o & HAK_OWNER_FLOAT)) {
-			if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL) {
-				/* held by another heap: it must find it in its queue */
-				atomic_store_explicit(&pg->pending_next, putback,
-						      memory_order_relaxed);
-				putback = pg;
-			}
+		if (o == HAK_OWNER_FREE || o == HAK_OWNER_POOL || o == 0) {
+			pending_done(pg); /* a stale entry */
 			continue;
 		}
 		struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-		bool gone = owner_gone(pg, o);
+		bool gone = (o & HAK_OWNER_FLOAT) && owner_gone(pg, o);
 		bool transfer = from != h || gone;
-		bool refuse = (o & HAK_OWNER_BUSY) ||
+		/* held by another heap: its holder drains it from its own queue */
+		bool refuse = !(o & HAK_OWNER_FLOAT) || (o & HAK_OWNER_BUSY) ||
 			      (transfer && hak__opt.strategy != HAK_DRAIN_ADOPT);
 		if (!refuse && transfer && hak__opt.lease_us && !gone) {
 			if (!now)
@@ -382,6 +391,7 @@ static bool take_pending_from(struct hak_heap *h, struct hak_pending *q, unsigne
 			putback = pg;
 			continue;
 		}
+		pending_done(pg);
 		HAK_STAT_ADD(h->st->pending_drained, 1);
 		if (transfer) {
 			if (!now)
@@ -596,8 +606,11 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	if (h == &hak__empty_heap) {
 		h = hak__heap_get();
 		if (!h) { /* no heap and no memory for one: free remotely, uncounted */
-			if (hak__remote_push(pg, b))
-				pending_requeue(pg, cls);
+			if (hak__remote_push(pg, b)) {
+				uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
+				if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL && o != 0)
+					pending_enqueue(o, pg, cls, NULL);
+			}
 			return;
 		}
 	}
@@ -649,16 +662,18 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
 		return false;
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_acquire);
 	if (o == (uintptr_t)h) {
+		pending_done(pg);
 		HAK_STAT_ADD(h->st->pending_drained, 1);
 		own_page_refresh(h, pg);
 		return true;
 	}
 	if ((o & HAK_OWNER_FLAGS) != HAK_OWNER_FLOAT) {
-		pending_requeue(pg, cls); /* held by its owner, or busy */
+		pending_requeue(pg, cls); /* held by its owner, busy, or free */
 		return false;
 	}
 	if ((struct hak_heap *)(o & ~HAK_OWNER_FLAGS) == h) {
 		if (page_take(h, pg, o)) { /* our own: reclaim it outright */
+			pending_done(pg);
 			HAK_STAT_ADD(h->st->pending_drained, 1);
 			hak__page_drain(pg);
 			page_file(h, pg);
@@ -736,6 +751,7 @@ void hak__sweep_pending(void)
 				}
 				hak__page_drain(pg);
 				if (pg->used == 0) {
+					pending_done(pg);
 					hak__page_release(pg);
 					continue;
 				}
@@ -794,8 +810,9 @@ void hak__heap_abandon(struct hak_heap *h)
 		hak__heap_tc_flush(h, c, 0);
 		/* our own queue dies with us: its pages are all floated below and
 		 * re-queued on the adoptable queue if they have blocks to give */
-		while (pending_pop(&h->own_q[c]))
-			;
+		struct hak_page *q;
+		while ((q = pending_pop(&h->own_q[c])))
+			pending_done(q);
 	}
 	atomic_store_explicit(&h->alive, 0, memory_order_seq_cst);
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {

@@ -73,9 +73,9 @@ struct hak_block {
  *  - free/used/carved/next/prev are touched only by the holder (see owner).
  *  - remote is an MPSC Treiber stack: pushers CAS with release; the holder
  *    takes the whole list with an acquire exchange.
- *  - in_pending is 1 exactly while the page is linked on some heap's pending
- *    queue (via pending_next); whoever sets it 0->1 links it, whoever pops
- *    it clears it.
+ *  - in_pending is 1 while the page is linked on a queue (via pending_next)
+ *    or held by the consumer that popped it; whoever sets it 0->1 links it;
+ *    the consumer either links it again or clears it (before draining).
  */
 struct hak_page {
 	/* holder-local line */
