@@ -224,16 +224,10 @@ static void test_malloc_usable(const struct tu_api *a)
 
 int main(void)
 {
-	const struct tu_api *apis[] = { &tu_api_std, &tu_api_hak };
+	static tu_api_test *const tests[] = { test_aligned_calls, test_page_calls,
+						test_malloc_usable, NULL };
 
-	tu_require_hakmem_malloc();
-	tu_context_on_abort();
-	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
-		tu_set_context("api %s", apis[i]->name);
-		test_aligned_calls(apis[i]);
-		test_page_calls(apis[i]);
-		test_malloc_usable(apis[i]);
-	}
+	tu_run_api_tests(tests);
 	printf("integ_align: ok\n");
 	return 0;
 }

@@ -106,6 +106,22 @@ static void test_enomem(const struct tu_api *a)
 	TU_CHECK(mp == (void *)0x1234, "%s: *memptr written on failure", a->name);
 }
 
+/* For a block p of size bytes that call(align, size) returned with errno at
+ * SENTINEL: fail unless errno is still SENTINEL and p is aligned to align
+ * rounded up to a power of two; then write all of p and free it. */
+static void expect_rounded_up(const struct tu_api *a, const char *call, size_t align,
+			      char *p, size_t size)
+{
+	size_t want = 1;
+	while (want < align)
+		want <<= 1;
+	TU_CHECK(errno == SENTINEL, "%s %s(%zu) succeeded but set errno", a->name, call, align);
+	TU_CHECK((uintptr_t)p % want == 0, "%s %s(%zu) = %p, not %zu-aligned", a->name, call,
+		 align, (void *)p, want);
+	memset(p, 0xa5, size);
+	a->free(p);
+}
+
 static void test_einval(const struct tu_api *a)
 {
 	static const size_t bad_pm[] = { 0, 1, 2, 3, 4, 5, 7, 12, 24, 48, 96,
@@ -131,33 +147,23 @@ static void test_einval(const struct tu_api *a)
 	}
 
 	/* alignments that no power of two can satisfy */
-	errno = 0;
-	TU_CHECK(a->memalign(vhalf + 1, 64) == NULL && errno == EINVAL,
-		 "%s memalign(SIZE_MAX/2+2): errno %d", a->name, errno);
-	errno = 0;
-	TU_CHECK(a->memalign(vmax, 64) == NULL && errno == EINVAL,
-		 "%s memalign(SIZE_MAX): errno %d", a->name, errno);
-	errno = 0;
-	TU_CHECK(a->aligned_alloc(vhalf + 1, 64) == NULL && errno == EINVAL,
-		 "%s aligned_alloc(SIZE_MAX/2+2): errno %d", a->name, errno);
-	errno = 0;
-	TU_CHECK(a->aligned_alloc(vmax, 64) == NULL && errno == EINVAL,
-		 "%s aligned_alloc(SIZE_MAX): errno %d", a->name, errno);
+	const size_t huge[] = { vhalf + 1, vmax };
+	for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+		errno = 0;
+		TU_CHECK(a->memalign(huge[i], 64) == NULL && errno == EINVAL,
+			 "%s memalign(%#zx): errno %d", a->name, huge[i], errno);
+		errno = 0;
+		TU_CHECK(a->aligned_alloc(huge[i], 64) == NULL && errno == EINVAL,
+			 "%s aligned_alloc(%#zx): errno %d", a->name, huge[i], errno);
+	}
 
 	/* memalign: a non-power-of-two alignment is rounded up (glibc) */
 	static const size_t odd[] = { 3, 5, 12, 24, 48, 100, 1000, 5000, 65537 };
 	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
-		size_t want = 1;
-		while (want < odd[i])
-			want <<= 1;
 		errno = SENTINEL;
 		char *p = a->memalign(odd[i], 100);
 		TU_CHECK(p != NULL, "%s memalign(%zu, 100): errno %d", a->name, odd[i], errno);
-		TU_CHECK(errno == SENTINEL, "%s memalign(%zu) touched errno", a->name, odd[i]);
-		TU_CHECK((uintptr_t)p % want == 0, "%s memalign(%zu) = %p, not %zu-aligned",
-			 a->name, odd[i], (void *)p, want);
-		memset(p, 0xa5, 100);
-		a->free(p);
+		expect_rounded_up(a, "memalign", odd[i], p, 100);
 	}
 	errno = SENTINEL;
 	void *p0 = a->memalign(0, 100); /* glibc: same as malloc */
@@ -167,22 +173,13 @@ static void test_einval(const struct tu_api *a)
 	/* aligned_alloc: EINVAL (glibc >= 2.38) or memalign's rounding */
 	static const size_t bad_aa[] = { 0, 3, 5, 12, 24, 48, 100, 1000, 65537 };
 	for (size_t i = 0; i < sizeof bad_aa / sizeof bad_aa[0]; i++) {
-		size_t want = 1;
-		while (want < bad_aa[i])
-			want <<= 1;
 		errno = SENTINEL;
 		char *p = a->aligned_alloc(bad_aa[i], 128);
-		if (p == NULL) {
+		if (p == NULL)
 			TU_CHECK(errno == EINVAL, "%s aligned_alloc(%zu, 128): NULL with errno %d",
 				 a->name, bad_aa[i], errno);
-			continue;
-		}
-		TU_CHECK(errno == SENTINEL, "%s aligned_alloc(%zu) succeeded but set errno",
-			 a->name, bad_aa[i]);
-		TU_CHECK((uintptr_t)p % want == 0, "%s aligned_alloc(%zu) = %p misaligned",
-			 a->name, bad_aa[i], (void *)p);
-		memset(p, 0x5a, 128);
-		a->free(p);
+		else
+			expect_rounded_up(a, "aligned_alloc", bad_aa[i], p, 128);
 	}
 }
 
@@ -419,19 +416,11 @@ static void test_exhaustion(const struct tu_api *a)
 
 int main(void)
 {
-	const struct tu_api *apis[] = { &tu_api_std, &tu_api_hak };
+	static tu_api_test *const tests[] = { test_enomem, test_einval, test_errno_kept,
+						test_zero_sizes, test_errno_threads,
+						test_exhaustion, NULL };
 
-	tu_require_hakmem_malloc();
-	tu_context_on_abort();
-	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
-		tu_set_context("api %s", apis[i]->name);
-		test_enomem(apis[i]);
-		test_einval(apis[i]);
-		test_errno_kept(apis[i]);
-		test_zero_sizes(apis[i]);
-		test_errno_threads(apis[i]);
-		test_exhaustion(apis[i]);
-	}
+	tu_run_api_tests(tests);
 	printf("integ_errors: ok\n");
 	return 0;
 }

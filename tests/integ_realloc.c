@@ -235,17 +235,10 @@ static void test_calloc(const struct tu_api *a)
 
 int main(void)
 {
-	const struct tu_api *apis[] = { &tu_api_std, &tu_api_hak };
+	static tu_api_test *const tests[] = { test_boundaries, test_remote,
+						test_aligned_origin, test_calloc, NULL };
 
-	tu_require_hakmem_malloc();
-	tu_context_on_abort();
-	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
-		tu_set_context("api %s", apis[i]->name);
-		test_boundaries(apis[i]);
-		test_remote(apis[i]);
-		test_aligned_origin(apis[i]);
-		test_calloc(apis[i]);
-	}
+	tu_run_api_tests(tests);
 	printf("integ_realloc: ok (%zu size classes seen)\n", nboundaries);
 	return 0;
 }

@@ -1,21 +1,20 @@
 # stat-lib.sh - shared by the test-stat-*.sh scripts (sourced, not run).
 # Run from the tests build directory (as `make check' does); HAKMEM_STAT
-# overrides the binary under test, STAT_CHILD the child program.
+# overrides the binary under test, STAT_CHILD the child program.  fail,
+# pass, finish, need_python, wait_for and wait_gone come from test-lib.sh.
+
+. "${srcdir:-.}/test-lib.sh"
 
 STAT=${HAKMEM_STAT:-../tools/hakmem-stat}
 CHILD=${STAT_CHILD:-./stat-child}
 SHM=/dev/shm
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/test-stat.XXXXXX") || exit 99
-failures=0
 TIMEOUT=
 command -v timeout >/dev/null 2>&1 && TIMEOUT="timeout 20"
 CHILD_PID=
 HELPERS=
 
-if [ ! -x "$STAT" ]; then
-	echo "SKIP: $STAT not built (configure --disable-tools?)"
-	exit 77
-fi
+skip_unless_built "$STAT"
 if [ ! -d "$SHM" ]; then
 	echo "SKIP: no $SHM"
 	exit 77
@@ -28,53 +27,6 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-
-pass() {
-	echo "ok: $*"
-}
-
-finish() {
-	if [ "$failures" -ne 0 ]; then
-		echo "$failures check(s) failed"
-		exit 1
-	fi
-	exit 0
-}
-
-need_python() {
-	PY=${PYTHON3:-python3}
-	if ! command -v "$PY" >/dev/null 2>&1; then
-		echo "SKIP: python3 is needed"
-		exit 77
-	fi
-}
-
-# wait_for FILE PATTERN: until a line of FILE matches (10 s at most).
-wait_for() {
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -gt 200 ] && return 1
-		sleep 0.05
-	done
-	return 0
-}
-
-# wait_gone PATH: until PATH no longer exists (10 s at most).
-wait_gone() {
-	i=0
-	while [ -e "$1" ]; do
-		i=$((i + 1))
-		[ "$i" -gt 200 ] && return 1
-		sleep 0.05
-	done
-	return 0
-}
 
 # field NAME FILE: the value of NAME=value on the first line of FILE
 # that has it.

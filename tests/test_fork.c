@@ -133,18 +133,27 @@ static void *child_thread(void *varg)
 
 static void child_body(unsigned number, int depth);
 
-static void run_grandchild(unsigned number)
+/* Fork a process that runs child_body(number, depth), wait for it and
+ * return its wait status; *pid is set to its process id. */
+static int fork_and_wait(unsigned number, int depth, pid_t *pid)
 {
 	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0)
-		TU_FAIL("fork in child: %s", strerror(errno));
-	if (pid == 0)
-		child_body(number, 1); /* does not return */
+	*pid = fork();
+	if (*pid < 0)
+		TU_FAIL("fork%s: %s", depth ? " in child" : "", strerror(errno));
+	if (*pid == 0)
+		child_body(number, depth); /* does not return */
 	int st;
-	while (waitpid(pid, &st, 0) < 0)
+	while (waitpid(*pid, &st, 0) < 0)
 		if (errno != EINTR)
 			TU_FAIL("waitpid: %s", strerror(errno));
+	return st;
+}
+
+static void run_grandchild(unsigned number)
+{
+	pid_t pid;
+	int st = fork_and_wait(number, 1, &pid);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		TU_FAIL("grandchild of child %u: %s %d", number,
 			WIFSIGNALED(st) ? "killed by signal" : "exit status",
@@ -212,16 +221,8 @@ static void child_body(unsigned number, int depth)
  * stats segment. */
 static void fork_and_check(unsigned c)
 {
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0)
-		TU_FAIL("fork: %s", strerror(errno));
-	if (pid == 0)
-		child_body(c, 0);
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			TU_FAIL("waitpid: %s", strerror(errno));
+	pid_t pid;
+	int st = fork_and_wait(c, 0, &pid);
 	if (WIFSIGNALED(st)) {
 		tu_remove_stats_segment(pid);
 		TU_FAIL("child %u (pid %ld) killed by signal %d%s", c, (long)pid, WTERMSIG(st),

@@ -1,7 +1,8 @@
 /*
  * testutil-hak.c - the test helpers that call into hakmem (see testutil.h):
- * entry-point tables and the check that malloc is hakmem's.  Kept apart
- * from testutil.c so that a program not linked to hakmem can use the rest.
+ * entry-point tables, the check that malloc is hakmem's, and a runner of
+ * test bodies over both tables.  Kept apart from testutil.c so that a
+ * program not linked to hakmem can use the rest.
  */
 #include "config.h"
 
@@ -79,3 +80,16 @@ const struct tu_api tu_api_hak = {
 	.pvalloc = hak_pvalloc,
 	.usable_size = hak_malloc_usable_size,
 };
+
+void tu_run_api_tests(tu_api_test *const tests[])
+{
+	const struct tu_api *apis[] = { &tu_api_std, &tu_api_hak };
+
+	tu_require_hakmem_malloc();
+	tu_context_on_abort();
+	for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
+		tu_set_context("api %s", apis[i]->name);
+		for (size_t t = 0; tests[t]; t++)
+			tests[t](apis[i]);
+	}
+}

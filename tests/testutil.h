@@ -116,6 +116,14 @@ struct tu_api {
 };
 extern const struct tu_api tu_api_std, tu_api_hak;
 
+/* One test body, run once per table of entry points. */
+typedef void tu_api_test(const struct tu_api *a);
+
+/* Fail unless malloc is hakmem's, then run the tests of the NULL-ended
+ * list in order, first all with tu_api_std, then all with tu_api_hak (the
+ * table's name is the failure context, also on abort). */
+void tu_run_api_tests(tu_api_test *const tests[]);
+
 /* Unsigned integer from a command line option value; fails on junk. */
 uint64_t tu_parse_u64(const char *name, const char *s);
 
@@ -128,6 +136,13 @@ uint64_t tu_parse_u64(const char *name, const char *s);
 		if (!(cond))                 \
 			ck_abort_msg(__VA_ARGS__); \
 	} while (0)
+
+/* (testutil-check.c, linked into the unit tests only.)  A test case named
+ * name with a hang guard of timeout_s seconds, already added to s. */
+TCase *tu_add_tcase(Suite *s, const char *name, double timeout_s);
+
+/* Run every test of s (and free it): EXIT_SUCCESS unless one failed. */
+int tu_run_suite(Suite *s);
 #endif
 
 #endif /* HAKMEM_TESTUTIL_H */

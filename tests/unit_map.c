@@ -160,15 +160,9 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("map");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, TIMEOUT_S);
+	TCase *tc = tu_add_tcase(s, "core", TIMEOUT_S);
 	tcase_add_test(tc, small_blocks_interior);
 	tcase_add_test(tc, large_blocks_interior);
 	tcase_add_test(tc, foreign_pointers);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(s);
 }

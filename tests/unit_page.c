@@ -358,26 +358,18 @@ int main(int argc, char **argv)
 		execv("/proc/self/exe", argv);
 	}
 	Suite *s = suite_create("page");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, TIMEOUT_S);
+	TCase *tc = tu_add_tcase(s, "core", TIMEOUT_S);
 	tcase_add_test(tc, geometry);
 	tcase_add_test(tc, carving);
 	tcase_add_test(tc, remote_push_and_drain);
 	tcase_add_test_raise_signal(tc, double_free_after_remote_push_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, interior_pointer_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, free_page_aborts, SIGABRT);
-	suite_add_tcase(s, tc);
-	TCase *tcc = tcase_create("concurrent");
-	tcase_set_timeout(tcc, TIMEOUT_S);
+	TCase *tcc = tu_add_tcase(s, "concurrent", TIMEOUT_S);
 	/* classes 16, 64, 1024 and 8192 bytes */
 	tcase_add_loop_test(tcc, concurrent_push_drain, 0, 1);
 	tcase_add_loop_test(tcc, concurrent_push_drain, 3, 4);
 	tcase_add_loop_test(tcc, concurrent_push_drain, 19, 20);
 	tcase_add_loop_test(tcc, concurrent_push_drain, 31, 32);
-	suite_add_tcase(s, tcc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(s);
 }

@@ -127,17 +127,11 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("sizeclass");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, TIMEOUT_S);
+	TCase *tc = tu_add_tcase(s, "core", TIMEOUT_S);
 	tcase_add_test(tc, table_shape);
 	tcase_add_test(tc, every_size_fits_smallest_class);
 	tcase_add_test(tc, class_sizes_map_to_themselves);
 	tcase_add_test(tc, usable_size_is_class_size);
 	tcase_add_test(tc, stats_report_the_classes);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run_suite(s);
 }

@@ -113,8 +113,9 @@ struct opt_workload {
 extern struct opt_workload opt_workload;
 extern const struct poptOption opt_workload_table[];
 int opt_workload_finish(struct larson_cfg *cfg, double *timeout);
-/* Report a popt error (rc < 0) in one line. */
-void opt_popt_error(const char *cmd, void *con, int rc);
+/* Take every option of con, the popt context of subcommand cmd: 0, or on a
+ * usage error -1 after one line on stderr, with con freed. */
+int opt_popt_parse(const char *cmd, void *con);
 
 /* larson.c */
 int larson_run(const struct larson_cfg *cfg, struct larson_result *res);

@@ -283,14 +283,8 @@ static int larson_compare(const struct larson_cfg *cfg, double timeout)
 int cmd_larson(int argc, const char **argv)
 {
 	poptContext con = poptGetContext(BENCH_PROG " larson", argc, argv, larson_table, 0);
-	int rc;
-	while ((rc = poptGetNextOpt(con)) > 0)
-		;
-	if (rc < -1) {
-		opt_popt_error("larson", con, rc);
-		poptFreeContext(con);
+	if (opt_popt_parse("larson", con) != 0)
 		return BENCH_EXIT_USAGE;
-	}
 	const char *extra = poptGetArg(con);
 	if (extra) {
 		opt_error("larson: unexpected argument '%s'", extra);
@@ -300,7 +294,7 @@ int cmd_larson(int argc, const char **argv)
 	struct larson_cfg cfg = { .threads = LARSON_DEF_THREADS, .sample = LARSON_DEF_SAMPLE };
 	double timeout;
 	uint64_t v;
-	rc = BENCH_EXIT_USAGE;
+	int rc = BENCH_EXIT_USAGE;
 	if (lo.threads && opt_parse_u64("--threads", lo.threads, 1, LARSON_MAX_THREADS, &v))
 		goto out;
 	if (lo.threads)

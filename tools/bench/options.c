@@ -26,21 +26,27 @@ void opt_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-int opt_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+/* The leading digits of s as by strtoull (errno set on overflow), *end
+ * after them; -1 after "OPT: 's' is not a WHAT" unless s starts with one. */
+static int leading_digits(const char *opt, const char *s, const char *what,
+			  unsigned long long *v, char **end)
 {
-	char *end;
 	if (!s || !*s || !isdigit((unsigned char)*s)) {
-		opt_error("%s: '%s' is not a number", opt, s ? s : "");
+		opt_error("%s: '%s' is not a %s", opt, s ? s : "", what);
 		return -1;
 	}
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end) {
-		opt_error("%s: '%s' is not a number", opt, s);
-		return -1;
-	}
+	*v = strtoull(s, end, 10);
+	return 0;
+}
+
+/* Store v in *out if lo <= v <= hi, else -1 after one line (unit follows
+ * the number in it). */
+static int store_in_range(const char *opt, unsigned long long v, const char *unit,
+			  uint64_t lo, uint64_t hi, uint64_t *out)
+{
 	if (v < lo || v > hi) {
-		opt_error("%s: %llu is out of range (%llu to %llu)", opt, v,
+		opt_error("%s: %llu%s is out of range (%llu to %llu)", opt, v, unit,
 			  (unsigned long long)lo, (unsigned long long)hi);
 		return -1;
 	}
@@ -48,16 +54,26 @@ int opt_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint
 	return 0;
 }
 
+int opt_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	if (leading_digits(opt, s, "number", &v, &end) != 0)
+		return -1;
+	if (errno || *end) {
+		opt_error("%s: '%s' is not a number", opt, s);
+		return -1;
+	}
+	return store_in_range(opt, v, "", lo, hi, out);
+}
+
 /* A byte count with an optional K, M or G suffix (binary). */
 int opt_parse_size(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	char *end;
-	if (!s || !*s || !isdigit((unsigned char)*s)) {
-		opt_error("%s: '%s' is not a size", opt, s ? s : "");
+	unsigned long long v;
+	if (leading_digits(opt, s, "size", &v, &end) != 0)
 		return -1;
-	}
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
 	unsigned shift = 0;
 	switch (toupper((unsigned char)*end)) {
 	case 'K': shift = 10; end++; break;
@@ -71,14 +87,7 @@ int opt_parse_size(const char *opt, const char *s, uint64_t lo, uint64_t hi, uin
 		opt_error("%s: '%s' is not a size (bytes, or a number with K, M or G)", opt, s);
 		return -1;
 	}
-	v <<= shift;
-	if (v < lo || v > hi) {
-		opt_error("%s: %llu bytes is out of range (%llu to %llu)", opt, v,
-			  (unsigned long long)lo, (unsigned long long)hi);
-		return -1;
-	}
-	*out = v;
-	return 0;
+	return store_in_range(opt, v << shift, " bytes", lo, hi, out);
 }
 
 int opt_parse_double(const char *opt, const char *s, double lo, double hi, double *out)
@@ -213,8 +222,15 @@ int opt_workload_finish(struct larson_cfg *cfg, double *timeout)
 	return opt_check_larson(cfg);
 }
 
-void opt_popt_error(const char *cmd, void *con, int rc)
+int opt_popt_parse(const char *cmd, void *con)
 {
+	int rc;
+	while ((rc = poptGetNextOpt(con)) > 0)
+		;
+	if (rc >= -1)
+		return 0;
 	opt_error("%s: %s: %s", cmd, poptBadOption((poptContext)con, POPT_BADOPTION_NOALIAS),
 		  poptStrerror(rc));
+	poptFreeContext(con);
+	return -1;
 }

@@ -501,14 +501,8 @@ int cmd_sweep(int argc, const char **argv)
 	static struct sweep sw;
 	poptContext con = poptGetContext(BENCH_PROG " sweep", argc, argv, sweep_table, 0);
 	poptSetOtherOptionHelp(con, "[OPTION...] [HAKMEM_NAME=v1,v2,...]...");
-	int rc;
-	while ((rc = poptGetNextOpt(con)) > 0)
-		;
-	if (rc < -1) {
-		opt_popt_error("sweep", con, rc);
-		poptFreeContext(con);
+	if (opt_popt_parse("sweep", con) != 0)
 		return BENCH_EXIT_USAGE;
-	}
 	if (parse_sweep(&sw, con) != 0 || build_points(&sw) != 0) {
 		poptFreeContext(con);
 		sweep_free(&sw);
@@ -518,7 +512,7 @@ int cmd_sweep(int argc, const char **argv)
 
 	size_t failures = run_points(&sw);
 	print_table(&sw, stdout);
-	rc = BENCH_EXIT_OK;
+	int rc = BENCH_EXIT_OK;
 	if (so.csv && write_file(so.csv, write_csv, &sw) != 0)
 		rc = BENCH_EXIT_FAILED;
 	if (so.json && write_file(so.json, write_json, &sw) != 0)

@@ -20,14 +20,20 @@
 #define DEFAULT_INTERVAL 1.0
 #define MAX_PRUNE_PIDS 1024
 
+/* "hakmem-stat: " and the message on stderr, then tail. */
+static void vmessage(const char *fmt, va_list ap, const char *tail)
+{
+	fputs(PROG ": ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs(tail, stderr);
+}
+
 void errmsg(const char *fmt, ...)
 {
 	va_list ap;
-	fputs(PROG ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage(fmt, ap, "\n");
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 static void usage_error(poptContext pc, const char *fmt, ...)
@@ -36,11 +42,9 @@ static void usage_error(poptContext pc, const char *fmt, ...)
 static void usage_error(poptContext pc, const char *fmt, ...)
 {
 	va_list ap;
-	fputs(PROG ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage(fmt, ap, " (try --help)\n");
 	va_end(ap);
-	fputs(" (try --help)\n", stderr);
 	poptFreeContext(pc);
 	exit(EXIT_USAGE);
 }
