@@ -177,7 +177,11 @@ static int parse_sweep(struct sweep *sw, poptContext con)
 		if (parse_u64_list("--periods", so.periods, 1, PERIOD_MAX, &v, &n))
 			return free(v), -1;
 		sw->periods = calloc(n, sizeof *sw->periods);
-		for (size_t i = 0; sw->periods && i < n; i++)
+		if (!sw->periods) {
+			opt_error("--periods: out of memory");
+			return free(v), -1;
+		}
+		for (size_t i = 0; i < n; i++)
 			sw->periods[i] = (long)v[i];
 		sw->nperiods = n;
 		free(v);
@@ -186,7 +190,11 @@ static int parse_sweep(struct sweep *sw, poptContext con)
 			   &n))
 		return free(v), -1;
 	sw->threads = calloc(n, sizeof *sw->threads);
-	for (size_t i = 0; sw->threads && i < n; i++)
+	if (!sw->threads) {
+		opt_error("--threads: out of memory");
+		return free(v), -1;
+	}
+	for (size_t i = 0; i < n; i++)
 		sw->threads[i] = (unsigned)v[i];
 	sw->nthreads = n;
 	free(v);
