@@ -43,9 +43,15 @@ struct hak_heap *hak__heaps_first(void)
 	return __atomic_load_n(&heaps_head, __ATOMIC_ACQUIRE);
 }
 
+/* The registry only grows, by appending with a release store. */
+struct hak_heap *hak__heap_next(struct hak_heap *x)
+{
+	return __atomic_load_n(&x->next_heap, __ATOMIC_ACQUIRE);
+}
+
 static struct hak_heap *heap_next_wrap(struct hak_heap *x)
 {
-	struct hak_heap *n = __atomic_load_n(&x->next_heap, __ATOMIC_ACQUIRE);
+	struct hak_heap *n = hak__heap_next(x);
 	return n ? n : hak__heaps_first();
 }
 
@@ -712,7 +718,7 @@ void hak__heap_drain_tick(struct hak_heap *h)
 		unsigned k = n ? (step / HAK_NUM_CLASSES) % n : 0;
 		target = hak__heaps_first();
 		while (k-- && target)
-			target = target->next_heap;
+			target = hak__heap_next(target);
 		if (!target)
 			target = h;
 	}
@@ -731,7 +737,7 @@ void hak__heap_drain_tick(struct hak_heap *h)
  * live block go back to the pool (so that they can be purged). */
 void hak__sweep_pending(void)
 {
-	for (struct hak_heap *src = hak__heaps_first(); src; src = src->next_heap) {
+	for (struct hak_heap *src = hak__heaps_first(); src; src = hak__heap_next(src)) {
 		for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 			struct hak_page *list = NULL, *pg;
 			unsigned budget = hak__opt.scan_budget;

@@ -278,6 +278,7 @@ HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);
 HAK_HIDDEN void hak__heaps_lock(void);
 HAK_HIDDEN void hak__heaps_unlock(bool child);
 HAK_HIDDEN struct hak_heap *hak__heaps_first(void);
+HAK_HIDDEN struct hak_heap *hak__heap_next(struct hak_heap *h);
 HAK_HIDDEN void hak__sweep_pending(void);
 
 /* pool.c: the shared pool that serves mid classes when MF2 is disabled --- */

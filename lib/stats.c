@@ -118,7 +118,7 @@ void hak__stats_fork_child(void)
 	memcpy(s, old, sizeof *s);
 	header_fill(s, sizeof *s);
 	hak__seg = s;
-	for (struct hak_heap *h = hak__heaps_first(); h; h = h->next_heap)
+	for (struct hak_heap *h = hak__heaps_first(); h; h = hak__heap_next(h))
 		h->st = hak__stats_slot(h->index, &h->own_stats);
 	seg_shared = s != &private_seg;
 	int saved = errno;
@@ -149,7 +149,7 @@ static void stats_sum(struct hak_statsum *s)
 		s->slots_used++;
 		hak__statsum_add_slot(s, &seg->slots[i]);
 	}
-	for (struct hak_heap *h = hak__heaps_first(); h; h = h->next_heap)
+	for (struct hak_heap *h = hak__heaps_first(); h; h = hak__heap_next(h))
 		if (h->index >= HAK_SEG_SLOTS)
 			hak__statsum_add_slot(s, &h->own_stats);
 	hak__statsum_add_slot(s, &seg->global.overflow);

@@ -1,0 +1,49 @@
+#!/bin/sh
+# ThreadSanitizer: the library built without the standard names (as with
+# --disable-override), the threaded stress test built on the hak_ API, run
+# under every drain strategy.  Any report fails the test.  Skipped when the
+# compiler cannot build ThreadSanitizer programs.
+set -u
+src=${HAKMEM_TEST_SRCDIR:?}/..
+build=${HAKMEM_TEST_BUILDDIR:?}/..
+cc=${CC_FOR_TESTS:-cc}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+flags="-std=gnu11 -O1 -g -pthread -fsanitize=thread -I$build -I$src/include -I$src/lib -I$src/tests"
+echo 'int main(void) { return 0; }' >"$tmp/probe.c"
+if ! $cc -fsanitize=thread -o "$tmp/probe" "$tmp/probe.c" 2>/dev/null || ! "$tmp/probe"; then
+	echo "SKIP: $cc cannot build ThreadSanitizer programs"
+	exit 77
+fi
+
+objs=""
+for f in "$src"/lib/*.c; do
+	o="$tmp/$(basename "$f" .c).o"
+	# shellcheck disable=SC2086
+	$cc $flags -DHAVE_CONFIG_H -DHAK_NO_OVERRIDE -c "$f" -o "$o" || exit 1
+	objs="$objs $o"
+done
+# shellcheck disable=SC2086
+$cc $flags -DHAVE_CONFIG_H -include "$src/tests/hak-api.h" -o "$tmp/stress" \
+	"$src/tests/stress_threads.c" "$src/tests/testutil.c" $objs -lrt || exit 1
+
+fail=0
+for s in owner roundrobin hybrid adopt; do
+	# short runs: TSan slows the program ten times; the sweeper and a short
+	# drain period exercise the paths between threads
+	if HAKMEM_DRAIN=$s HAKMEM_DRAIN_PERIOD=2 HAKMEM_SWEEP_MS=2 \
+		TSAN_OPTIONS="halt_on_error=0 exitcode=66" \
+		"$tmp/stress" --quiet --threads 6 --generations 3 --seed 5 >"$tmp/log" 2>&1; then
+		echo "ok: $s"
+	else
+		echo "FAIL: $s"
+		head -60 "$tmp/log"
+		fail=1
+	fi
+	if grep -q "WARNING: ThreadSanitizer" "$tmp/log"; then
+		echo "FAIL: $s: ThreadSanitizer report"
+		fail=1
+	fi
+done
+exit $fail
