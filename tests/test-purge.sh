@@ -1,0 +1,16 @@
+#!/bin/sh
+# test-purge.sh - integ_purge in its modes: memory freed by a program that
+# then idles goes back to the OS by itself (with and without the background
+# thread), and malloc_trim(0) returns it at once.
+set -u
+builddir=${HAKMEM_TEST_BUILDDIR:-.}
+prog=$builddir/integ_purge
+[ -x "$prog" ] || { echo "$prog not built" >&2; exit 99; }
+fail=0
+for mode in idle trim; do
+	"$prog" $mode || { echo "FAIL: integ_purge $mode" >&2; fail=1; }
+done
+# without the background thread, purging happens on allocator calls only: a
+# program that idles keeps its memory, but trim still works
+HAKMEM_BACKGROUND=0 "$prog" trim || { echo "FAIL: HAKMEM_BACKGROUND=0 integ_purge trim" >&2; fail=1; }
+exit $fail
