@@ -12,15 +12,12 @@
 
 #include <string.h>
 
-#define HAK_ARENA_MAGIC 0x414e4552414b4148ULL
-
 static _Atomic uint32_t pool_lock;
 /* Unpurged free pages, doubly linked: head newest, tail oldest. */
 static struct hak_page *pool_head, *pool_tail;
 /* Purged free pages (memory reads as zero), singly linked through next. */
 static struct hak_page *purged_head;
 static struct hak_arena *arena_current; /* arena still handing out fresh pages */
-static struct hak_arena *arena_list;
 
 static void pool_unlink(struct hak_page *pg)
 {
@@ -56,7 +53,6 @@ static struct hak_arena *arena_new(void)
 		hak__os_unmap(a, HAK_ARENA_SIZE);
 		return NULL;
 	}
-	a->magic = HAK_ARENA_MAGIC;
 	a->pages_carved = 0;
 	HAK_GSTAT_ADD(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
 	return a;
@@ -68,7 +64,6 @@ static struct hak_page *arena_carve(struct hak_arena *a)
 	unsigned idx = ++a->pages_carved;
 	struct hak_page *pg = &a->pages[idx];
 	pg->start = (char *)a + (size_t)idx * HAK_PAGE_SIZE;
-	pg->fresh = 1;
 	pg->purged = 0;
 	return pg;
 }
@@ -82,7 +77,6 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 		if (pool_head) {
 			pg = pool_head;
 			pool_unlink(pg);
-			pg->fresh = 0;
 			HAK_GSTAT_SUB(hak__seg->global.unpurged_free_bytes, HAK_PAGE_SIZE);
 		} else {
 			pg = purged_head;
@@ -107,8 +101,6 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 	if (!fresh)
 		return NULL;
 	hak__spin_lock(&pool_lock);
-	fresh->next_arena = arena_list;
-	arena_list = fresh;
 	if (!arena_current || arena_current->pages_carved >= HAK_ARENA_PAGES - 1)
 		arena_current = fresh;
 	pg = arena_carve(fresh->pages_carved < HAK_ARENA_PAGES - 1 ? fresh : arena_current);
@@ -158,7 +150,6 @@ size_t hak__pages_purge(uint64_t older_than_ns, bool all)
 		for (unsigned i = 0; i < n; i++) {
 			hak__os_purge(batch[i]->start, HAK_PAGE_SIZE);
 			batch[i]->purged = 1;
-			batch[i]->fresh = 1;
 		}
 		purged += (size_t)n * HAK_PAGE_SIZE;
 		HAK_GSTAT_ADD(hak__seg->global.purged_bytes, (uint64_t)n * HAK_PAGE_SIZE);

@@ -87,7 +87,7 @@ struct hak_page {
 	uint8_t class_idx;
 	uint8_t in_list;          /* HAK_LIST_*: which of the holder's lists */
 	uint8_t purged;           /* memory was returned to the OS */
-	uint8_t fresh;            /* memory never written since mapped/purged */
+	uint8_t pad2;
 	uint32_t recip;           /* ceil(2^32 / block_size): offset -> index */
 	uint32_t full_tick;       /* holder's refill count when it became full */
 	uint32_t pad0;
@@ -105,8 +105,6 @@ struct hak_page {
 };
 
 struct hak_arena {
-	uint64_t magic;
-	struct hak_arena *next_arena;
 	uint32_t pages_carved;    /* pages [1, pages_carved] have been handed out */
 	uint32_t pad;
 	_Alignas(HAK_CACHE_LINE) struct hak_page pages[HAK_ARENA_PAGES];
@@ -302,7 +300,6 @@ HAK_HIDDEN void hak__large_free(void *p);
 HAK_HIDDEN struct hak_large *hak__large_hdr(void *p); /* validates; aborts */
 HAK_HIDDEN size_t hak__large_purge(uint64_t older_than_ns, bool all);
 HAK_HIDDEN void *hak__large_resize(void *p, size_t size);
-HAK_HIDDEN bool hak__large_cached(void);
 HAK_HIDDEN void hak__large_lock_all(void);
 HAK_HIDDEN void hak__large_unlock_all(bool child);
 

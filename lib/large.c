@@ -218,12 +218,6 @@ size_t hak__large_purge(uint64_t older_than_ns, bool all)
 	return bytes;
 }
 
-/* Whether cached spans remain (the background thread keeps watching). */
-bool hak__large_cached(void)
-{
-	return __atomic_load_n(&cache_n, __ATOMIC_RELAXED) != 0;
-}
-
 void hak__large_lock_all(void)
 {
 	hak__spin_lock(&cache_lock);
