@@ -1,7 +1,8 @@
 /*
  * alloc.c - every allocation entry point.  The malloc and free fast paths
- * are here and nowhere else: a class lookup, the active page's free list,
- * and one branch to the slow paths in heap.c, large.c and pool.c.
+ * are here and nowhere else: a class lookup, the thread cache, the active
+ * page's free list, and tail calls to the slow paths in heap.c, large.c and
+ * pool.c.
  *
  * The public names (hak_malloc ..., and malloc ... unless built with
  * --disable-override) are aliases of the hidden hak__ functions, so that
@@ -18,17 +19,13 @@
 #define HAK_ALIAS(name, target) \
 	extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
 
-static size_t os_page_size(void)
-{
-	return HAK_OS_PAGE;
-}
-
 /* malloc ------------------------------------------------------------------- */
 
-static HAK_NOINLINE void *malloc_large(size_t size)
+/* Every allocation above the classes, and aligned ones no class serves. */
+static HAK_NOINLINE void *large_alloc(size_t size, size_t align, bool zero)
 {
 	hak__init();
-	void *p = hak__large_alloc(size, HAK_MIN_ALIGN, false);
+	void *p = hak__large_alloc(size, align, zero);
 	hak__background_poll();
 	return p;
 }
@@ -49,17 +46,11 @@ void *hak__malloc(size_t size)
 			return b;
 		}
 		struct hak_page *pg = h->active[c];
-		b = pg->free;
-		if (likely(b)) {
-			pg->free = b->next;
-			pg->used++;
-			b->marker = 0;
-			HAK_STAT_ADD(h->st->allocs[c], 1);
-			return b;
-		}
+		if (likely(pg->free))
+			return hak__page_take(h, pg, c);
 		return hak__heap_alloc_slow(h, c);
 	}
-	return malloc_large(size);
+	return large_alloc(size, HAK_MIN_ALIGN, false);
 }
 
 /* free --------------------------------------------------------------------- */
@@ -104,9 +95,7 @@ void hak__free(void *p)
 	if (unlikely(atomic_load_explicit(&pg->owner, memory_order_relaxed) != (uintptr_t)h))
 		return free_generic(h, p, kind);
 	struct hak_block *b = p;
-	size_t off = (size_t)((char *)p - pg->start);
-	uint32_t idx = (uint32_t)(((uint64_t)off * pg->recip) >> 32);
-	if (unlikely((size_t)idx * pg->block_size != off || b->marker == hak__free_marker(b)))
+	if (unlikely(!hak__block_start(pg, p) || b->marker == hak__free_marker(b)))
 		return hak__block_check(pg, p); /* reports and aborts */
 	b->marker = hak__free_marker(b);
 	unsigned c = pg->class_idx;
@@ -132,8 +121,7 @@ size_t hak__usable(void *p)
 	if (kind == HAK_MAP_SMALL) {
 		struct hak_page *pg = hak__page_of(p);
 		uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_relaxed);
-		size_t off = (size_t)((char *)p - pg->start);
-		if (o == HAK_OWNER_FREE || o == 0 || off % pg->block_size)
+		if (o == HAK_OWNER_FREE || o == 0 || !hak__block_start(pg, p))
 			hak__fatal_ptr("malloc_usable_size of an invalid pointer", p);
 		return pg->block_size;
 	}
@@ -149,12 +137,8 @@ static void *calloc_impl(size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (total > HAK_SMALL_MAX) {
-		hak__init();
-		void *p = hak__large_alloc(total, HAK_MIN_ALIGN, true);
-		hak__background_poll();
-		return p;
-	}
+	if (total > HAK_SMALL_MAX)
+		return large_alloc(total, HAK_MIN_ALIGN, true);
 	void *p = hak__malloc(total);
 	if (p)
 		memset(p, 0, total);
@@ -220,10 +204,7 @@ void *hak__aligned(size_t align, size_t size)
 			if (hak__class_size[c] % align == 0)
 				return hak__malloc(hak__class_size[c]);
 	}
-	hak__init();
-	void *p = hak__large_alloc(size, align, false);
-	hak__background_poll();
-	return p;
+	return large_alloc(size, align, false);
 }
 
 static bool pow2(size_t x)
@@ -272,12 +253,12 @@ static void *memalign_impl(size_t align, size_t size)
 
 static void *valloc_impl(size_t size)
 {
-	return hak__aligned(os_page_size(), size);
+	return hak__aligned(HAK_OS_PAGE, size);
 }
 
 static void *pvalloc_impl(size_t size)
 {
-	size_t ps = os_page_size();
+	size_t ps = HAK_OS_PAGE;
 	if (size > SIZE_MAX - ps) {
 		errno = ENOMEM;
 		return NULL;

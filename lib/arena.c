@@ -170,9 +170,8 @@ void hak__arena_lock_all(void)
 	hak__spin_lock(&pool_lock);
 }
 
-void hak__arena_unlock_all(bool child)
+void hak__arena_unlock_all(void)
 {
-	(void)child;
 	hak__spin_unlock(&pool_lock);
 }
 

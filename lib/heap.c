@@ -287,6 +287,24 @@ static void page_activate(struct hak_heap *h, struct hak_page *pg)
 		list_push(h, old, page_has_free(old) ? HAK_LIST_PARTIAL : HAK_LIST_FULL);
 }
 
+/* A held page that is not active got blocks back (a local free, a flush of
+ * the thread cache, a drain): release it if it has no live block left, move
+ * it from the full list to the partial list if it has free ones.  Returns
+ * true if it is on the partial list. */
+static bool page_refile(struct hak_heap *h, struct hak_page *pg)
+{
+	if (pg->used == 0) {
+		list_unlink(h, pg);
+		hak__page_release(pg);
+		return false;
+	}
+	if (pg->in_list == HAK_LIST_FULL && page_has_free(pg)) {
+		list_unlink(h, pg);
+		list_push(h, pg, HAK_LIST_PARTIAL);
+	}
+	return pg->in_list == HAK_LIST_PARTIAL;
+}
+
 /* Full pages younger than this many refills stay held: a busy thread frees
  * into its recent pages soon, and reclaiming a floated page costs a CAS. */
 #define HAK_FLOAT_AGE 32u
@@ -317,16 +335,7 @@ static bool own_page_refresh(struct hak_heap *h, struct hak_page *pg)
 	hak__page_drain(pg);
 	if (h->active[pg->class_idx] == pg)
 		return pg->free != NULL;
-	if (pg->used == 0) {
-		list_unlink(h, pg);
-		hak__page_release(pg);
-		return false;
-	}
-	if (pg->in_list == HAK_LIST_FULL && page_has_free(pg)) {
-		list_unlink(h, pg);
-		list_push(h, pg, HAK_LIST_PARTIAL);
-	}
-	return pg->in_list == HAK_LIST_PARTIAL;
+	return page_refile(h, pg);
 }
 
 /* A page h just took over (it was floating: in no list, not active):
@@ -335,7 +344,6 @@ static bool page_use_taken(struct hak_heap *h, struct hak_page *pg, unsigned wan
 {
 	hak__page_drain(pg);
 	if (pg->class_idx != want || (!pg->free && !hak__page_extend(pg))) {
-		list_unlink(h, pg);
 		page_file(h, pg);
 		return false;
 	}
@@ -434,16 +442,6 @@ static bool find_pending(struct hak_heap *h, unsigned cls)
 
 /* The allocation slow path ------------------------------------------------ */
 
-static void *take_block(struct hak_heap *h, struct hak_page *pg, unsigned cls)
-{
-	struct hak_block *b = pg->free;
-	pg->free = b->next;
-	pg->used++;
-	b->marker = 0;
-	HAK_STAT_ADD(h->st->allocs[cls], 1);
-	return b;
-}
-
 /* The general case: h may be the empty heap, pages may have to be found in
  * pending queues, in the pool or from the OS. */
 static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
@@ -459,22 +457,22 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 
 	struct hak_page *pg = h->active[cls];
 	if (pg != &hak__empty_page && (pg->free || hak__page_drain(pg) || hak__page_extend(pg)))
-		return take_block(h, pg, cls);
+		return hak__page_take(h, pg, cls);
 	if ((pg = h->partial[cls])) {
 		hak__page_drain(pg);
 		if (!pg->free)
 			hak__page_extend(pg);
 		page_activate(h, pg);
-		return take_block(h, pg, cls);
+		return hak__page_take(h, pg, cls);
 	}
 	/* pages with remote frees: ours, then (adopt) anybody's */
 	if (find_pending(h, cls))
-		return take_block(h, h->active[cls], cls);
+		return hak__page_take(h, h->active[cls], cls);
 	/* growing: let our old full pages go, then a page from the pool or OS */
 	float_full(h, cls);
 	if ((pg = h->partial[cls])) { /* a full page took remote frees meanwhile */
 		page_activate(h, pg);
-		return take_block(h, pg, cls);
+		return hak__page_take(h, pg, cls);
 	}
 	pg = hak__page_alloc(h->st);
 	if (!pg)
@@ -483,7 +481,7 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 	atomic_store_explicit(&pg->owner, (uintptr_t)h, memory_order_release);
 	hak__page_extend(pg);
 	page_activate(h, pg);
-	return take_block(h, pg, cls);
+	return hak__page_take(h, pg, cls);
 }
 
 /* The active page of cls has no free block.  The common case, a held page
@@ -494,29 +492,11 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 	struct hak_page *pg = h->partial[cls];
 	struct hak_page *old = h->active[cls];
 	if (likely(pg && old->carved == old->capacity)) {
-		struct hak_page *next = pg->next;
-		h->partial[cls] = next;
-		if (next)
-			next->prev = NULL;
-		pg->next = NULL;
-		pg->in_list = HAK_LIST_NONE;
-		h->active[cls] = pg;
-		if (old != &hak__empty_page) {
-			/* old has no free block: it was just exhausted */
-			struct hak_page *f = h->full[cls];
-			old->in_list = HAK_LIST_FULL;
-			old->full_tick = h->refills;
-			old->prev = NULL;
-			old->next = f;
-			if (f)
-				f->prev = old;
-			else
-				h->full_tail[cls] = old;
-			h->full[cls] = old;
-		}
+		/* old has no free block left: it goes to the full list */
+		page_activate(h, pg);
 		if (unlikely(!pg->free))
 			hak__page_extend(pg);
-		return take_block(h, pg, cls);
+		return hak__page_take(h, pg, cls);
 	}
 	void *p = alloc_refill(h, cls);
 	if (unlikely(!p))
@@ -528,26 +508,6 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 }
 
 /* The free slow paths ----------------------------------------------------- */
-
-/* A page h holds became empty through a local free or a drain. */
-void hak__heap_page_emptied(struct hak_heap *h, struct hak_page *pg)
-{
-	if (h->active[pg->class_idx] == pg)
-		return; /* keep the active page: the next allocation wants it */
-	list_unlink(h, pg);
-	hak__page_release(pg);
-}
-
-/* After a local free: the page became empty, or left the full list. */
-void hak__heap_free_transition(struct hak_heap *h, struct hak_page *pg)
-{
-	if (pg->used == 0) {
-		hak__heap_page_emptied(h, pg);
-	} else if (pg->in_list == HAK_LIST_FULL) {
-		list_unlink(h, pg);
-		list_push(h, pg, HAK_LIST_PARTIAL);
-	}
-}
 
 /* Return the oldest cached blocks of class cls to their pages, keeping the
  * newest keep.  Blocks whose page h no longer holds (floated, adopted) take
@@ -564,8 +524,10 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 		if (atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h) {
 			b->next = pg->free;
 			pg->free = b;
-			if (--pg->used == 0 || pg->in_list == HAK_LIST_FULL)
-				hak__heap_free_transition(h, pg);
+			/* the active page keeps its blocks, empty or not */
+			if ((--pg->used == 0 || pg->in_list == HAK_LIST_FULL) &&
+			    h->active[cls] != pg)
+				page_refile(h, pg);
 		} else {
 			/* counted as freed when it entered the cache */
 			HAK_STAT_ADD(h->st->frees[cls], (uint64_t)-1);
@@ -770,8 +732,6 @@ void hak__sweep_pending(void)
 
 /* Thread exit --------------------------------------------------------------- */
 
-/* Give up every page h holds: empty ones to the pool, the rest float,
- * queued when they have free blocks so that other threads find them. */
 /* A heap without a slot in the segment hands its counters to the shared
  * overflow slot when its thread exits. */
 static void fold_overflow(struct hak_heap *h)
@@ -810,6 +770,8 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 		pending_enqueue((uintptr_t)h | HAK_OWNER_FLOAT, pg, cls, h->st);
 }
 
+/* Give up every page h holds: empty ones to the pool, the rest float,
+ * queued when they have free blocks so that other threads find them. */
 void hak__heap_abandon(struct hak_heap *h)
 {
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -852,9 +814,8 @@ void hak__heaps_lock(void)
 	hak__spin_lock(&heaps_lock);
 }
 
-void hak__heaps_unlock(bool child)
+void hak__heaps_unlock(void)
 {
-	(void)child;
 	hak__spin_unlock(&heaps_lock);
 }
 
@@ -862,19 +823,15 @@ void hak__heaps_unlock(bool child)
  * the threads that did not come along, so their pages can be reused. */
 void hak__heaps_after_fork_child(struct hak_heap *self)
 {
-	for (struct hak_heap *h = hak__heaps_first(); h; h = h->next_heap) {
-		if (h == self || !atomic_load_explicit(&h->alive, memory_order_relaxed))
-			continue;
+	/* queue locks held by threads that are gone would never be released */
+	for (struct hak_heap *h = hak__heaps_first(); h; h = h->next_heap)
 		for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 			atomic_store_explicit(&h->pending[c].lock, 0, memory_order_relaxed);
 			atomic_store_explicit(&h->own_q[c].lock, 0, memory_order_relaxed);
 		}
-		hak__heap_abandon(h);
-	}
-	for (unsigned c = 0; self && c < HAK_NUM_CLASSES; c++) {
-		atomic_store_explicit(&self->pending[c].lock, 0, memory_order_relaxed);
-		atomic_store_explicit(&self->own_q[c].lock, 0, memory_order_relaxed);
-	}
+	for (struct hak_heap *h = hak__heaps_first(); h; h = h->next_heap)
+		if (h != self && atomic_load_explicit(&h->alive, memory_order_relaxed))
+			hak__heap_abandon(h);
 	hak__tl_heap = self ? self : &hak__empty_heap;
 	if (self)
 		self->tid = hak__gettid();

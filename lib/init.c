@@ -49,20 +49,18 @@ static void fork_prepare(void)
 	hak__large_lock_all();
 }
 
-static void fork_parent(void)
+/* After fork, in the parent and the child: the locks fork_prepare took. */
+static void unlock_all(void)
 {
-	hak__large_unlock_all(false);
-	hak__arena_unlock_all(false);
-	hak__pool_unlock_all(false);
-	hak__heaps_unlock(false);
+	hak__large_unlock_all();
+	hak__arena_unlock_all();
+	hak__pool_unlock_all();
+	hak__heaps_unlock();
 }
 
 static void fork_child(void)
 {
-	hak__large_unlock_all(true);
-	hak__arena_unlock_all(true);
-	hak__pool_unlock_all(true);
-	hak__heaps_unlock(true);
+	unlock_all();
 	atomic_store(&bg_state, 0); /* the background thread did not come along */
 	atomic_store(&bg_sleeping, 0);
 	struct hak_heap *self = hak__tl_heap;
@@ -98,7 +96,7 @@ void hak__init_slow(void)
 	atomic_store_explicit(&hak__initialized, 1, memory_order_release);
 	hak__spin_unlock(&init_lock);
 	/* pthread_atfork may allocate: only once we are usable */
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	pthread_atfork(fork_prepare, unlock_all, fork_child);
 	errno = saved;
 }
 

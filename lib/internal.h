@@ -25,6 +25,17 @@
 
 #define HAK_CACHE_LINE 64
 
+/* Single-writer relaxed counter update: a plain add, no lock prefix. */
+#define HAK_STAT_ADD(field, n)                                                   \
+	atomic_store_explicit((_Atomic uint64_t *)&(field),                      \
+			      atomic_load_explicit((_Atomic uint64_t *)&(field), \
+						   memory_order_relaxed) + (n),  \
+			      memory_order_relaxed)
+#define HAK_GSTAT_ADD(field, n) \
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&(field), (n), memory_order_relaxed)
+#define HAK_GSTAT_SUB(field, n) \
+	atomic_fetch_sub_explicit((_Atomic uint64_t *)&(field), (n), memory_order_relaxed)
+
 /* Geometry ------------------------------------------------------------- */
 #define HAK_PAGE_SHIFT 16
 #define HAK_PAGE_SIZE ((size_t)1 << HAK_PAGE_SHIFT) /* 64 KiB pages */
@@ -206,6 +217,7 @@ HAK_HIDDEN pid_t hak__gettid(void);
 HAK_HIDDEN void hak__spin_lock(_Atomic uint32_t *l);
 HAK_HIDDEN void hak__spin_unlock(_Atomic uint32_t *l);
 HAK_HIDDEN bool hak__spin_trylock(_Atomic uint32_t *l);
+HAK_HIDDEN void hak__write_all(int fd, const char *buf, size_t len);
 HAK_HIDDEN void hak__write_err(const char *a, const char *b, const char *c);
 HAK_HIDDEN char *hak__fmt_hex(char *buf, uintptr_t v);
 HAK_HIDDEN char *hak__fmt_u64(char *buf, uint64_t v);
@@ -243,7 +255,7 @@ HAK_HIDDEN struct hak_page *hak__page_alloc(struct hak_seg_slot *st);
 HAK_HIDDEN void hak__page_release(struct hak_page *pg);
 HAK_HIDDEN size_t hak__pages_purge(uint64_t older_than_ns, bool all);
 HAK_HIDDEN void hak__arena_lock_all(void);
-HAK_HIDDEN void hak__arena_unlock_all(bool child);
+HAK_HIDDEN void hak__arena_unlock_all(void);
 
 /* page.c: carving, local free lists, remote lists ----------------------- */
 HAK_HIDDEN extern struct hak_page hak__empty_page;
@@ -251,6 +263,14 @@ HAK_HIDDEN extern uintptr_t hak__secret;
 static inline uintptr_t hak__free_marker(const void *b)
 {
 	return (uintptr_t)b ^ hak__secret;
+}
+/* Whether p is the start of a block of pg: a multiply by the reciprocal of
+ * the block size, no division (offsets are below 2^16, where it is exact). */
+static inline bool hak__block_start(const struct hak_page *pg, const void *p)
+{
+	size_t off = (size_t)((const char *)p - pg->start);
+	uint32_t idx = (uint32_t)(((uint64_t)off * pg->recip) >> 32);
+	return (size_t)idx * pg->block_size == off && idx < pg->capacity;
 }
 HAK_HIDDEN void hak__page_init(struct hak_page *pg, unsigned cls);
 HAK_HIDDEN bool hak__page_extend(struct hak_page *pg);
@@ -263,18 +283,26 @@ HAK_HIDDEN extern struct hak_heap hak__empty_heap;
 HAK_HIDDEN extern __thread struct hak_heap *hak__tl_heap
 	__attribute__((tls_model("initial-exec")));
 HAK_HIDDEN struct hak_heap *hak__heap_get(void);
+/* Hand out the first free block of pg, which h holds (pg->free != NULL). */
+static inline void *hak__page_take(struct hak_heap *h, struct hak_page *pg, unsigned cls)
+{
+	struct hak_block *b = pg->free;
+	pg->free = b->next;
+	pg->used++;
+	b->marker = 0;
+	HAK_STAT_ADD(h->st->allocs[cls], 1);
+	return b;
+}
 HAK_HIDDEN void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls);
 HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
 				    struct hak_block *b);
-HAK_HIDDEN void hak__heap_page_emptied(struct hak_heap *h, struct hak_page *pg);
-HAK_HIDDEN void hak__heap_free_transition(struct hak_heap *h, struct hak_page *pg);
 HAK_HIDDEN void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep);
 HAK_HIDDEN void hak__heap_tc_overflow(struct hak_heap *h, unsigned cls, size_t add);
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
 HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);
 HAK_HIDDEN void hak__heaps_lock(void);
-HAK_HIDDEN void hak__heaps_unlock(bool child);
+HAK_HIDDEN void hak__heaps_unlock(void);
 HAK_HIDDEN struct hak_heap *hak__heaps_first(void);
 HAK_HIDDEN struct hak_heap *hak__heap_next(struct hak_heap *h);
 HAK_HIDDEN void hak__sweep_pending(void);
@@ -284,7 +312,7 @@ HAK_HIDDEN void hak__sweep_pending(void);
 HAK_HIDDEN void *hak__pool_alloc(unsigned cls, struct hak_seg_slot *st);
 HAK_HIDDEN void hak__pool_free(struct hak_page *pg, struct hak_block *b, struct hak_seg_slot *st);
 HAK_HIDDEN void hak__pool_lock_all(void);
-HAK_HIDDEN void hak__pool_unlock_all(bool child);
+HAK_HIDDEN void hak__pool_unlock_all(void);
 
 /* large.c: spans above HAK_SMALL_MAX ------------------------------------ */
 struct hak_large {
@@ -301,19 +329,9 @@ HAK_HIDDEN struct hak_large *hak__large_hdr(void *p); /* validates; aborts */
 HAK_HIDDEN size_t hak__large_purge(uint64_t older_than_ns, bool all);
 HAK_HIDDEN void *hak__large_resize(void *p, size_t size);
 HAK_HIDDEN void hak__large_lock_all(void);
-HAK_HIDDEN void hak__large_unlock_all(bool child);
+HAK_HIDDEN void hak__large_unlock_all(void);
 
 /* stats.c ----------------------------------------------------------------- */
-/* Single-writer relaxed counter update: a plain add, no lock prefix. */
-#define HAK_STAT_ADD(field, n)                                                   \
-	atomic_store_explicit((_Atomic uint64_t *)&(field),                      \
-			      atomic_load_explicit((_Atomic uint64_t *)&(field), \
-						   memory_order_relaxed) + (n),  \
-			      memory_order_relaxed)
-#define HAK_GSTAT_ADD(field, n) \
-	atomic_fetch_add_explicit((_Atomic uint64_t *)&(field), (n), memory_order_relaxed)
-#define HAK_GSTAT_SUB(field, n) \
-	atomic_fetch_sub_explicit((_Atomic uint64_t *)&(field), (n), memory_order_relaxed)
 HAK_HIDDEN extern struct hak_seg_header *hak__seg; /* never NULL after init */
 HAK_HIDDEN struct hak_seg_slot *hak__stats_slot(unsigned index, struct hak_seg_slot *fallback);
 HAK_HIDDEN void hak__stats_init(void);

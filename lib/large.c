@@ -223,8 +223,7 @@ void hak__large_lock_all(void)
 	hak__spin_lock(&cache_lock);
 }
 
-void hak__large_unlock_all(bool child)
+void hak__large_unlock_all(void)
 {
-	(void)child;
 	hak__spin_unlock(&cache_lock);
 }

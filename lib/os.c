@@ -140,23 +140,28 @@ char *hak__fmt_u64(char *buf, uint64_t v)
 	return buf;
 }
 
+/* Write all of buf to fd, retrying short and interrupted writes. */
+void hak__write_all(int fd, const char *buf, size_t len)
+{
+	int saved = errno;
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		buf += w;
+		len -= (size_t)w;
+	}
+	errno = saved;
+}
+
 void hak__write_err(const char *a, const char *b, const char *c)
 {
 	const char *parts[3] = {a, b, c};
-	int saved = errno;
-	for (int i = 0; i < 3; i++) {
-		if (!parts[i])
-			continue;
-		size_t len = strlen(parts[i]);
-		while (len) {
-			ssize_t w = write(STDERR_FILENO, parts[i], len);
-			if (w <= 0)
-				break;
-			parts[i] += w;
-			len -= (size_t)w;
-		}
-	}
-	errno = saved;
+	for (int i = 0; i < 3; i++)
+		if (parts[i])
+			hak__write_all(STDERR_FILENO, parts[i], strlen(parts[i]));
 }
 
 void hak__fatal_ptr(const char *what, const void *p)

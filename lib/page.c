@@ -97,9 +97,7 @@ void hak__block_check(struct hak_page *pg, void *p)
 	uintptr_t owner = atomic_load_explicit(&pg->owner, memory_order_relaxed);
 	if (owner == HAK_OWNER_FREE || owner == 0)
 		hak__fatal_ptr("free of a pointer not allocated (or already freed)", p);
-	size_t off = (size_t)((char *)p - pg->start);
-	uint32_t idx = (uint32_t)(((uint64_t)off * pg->recip) >> 32);
-	if ((size_t)idx * pg->block_size != off || idx >= pg->capacity)
+	if (!hak__block_start(pg, p))
 		hak__fatal_ptr("free of an invalid pointer (not the start of a block)", p);
 	if (((struct hak_block *)p)->marker == hak__free_marker(p))
 		hak__fatal_ptr("double free", p);

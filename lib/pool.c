@@ -92,9 +92,8 @@ void hak__pool_lock_all(void)
 		hak__spin_lock(&pool[c].lock);
 }
 
-void hak__pool_unlock_all(bool child)
+void hak__pool_unlock_all(void)
 {
-	(void)child;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
 		hak__spin_unlock(&pool[c].lock);
 }

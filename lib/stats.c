@@ -218,14 +218,6 @@ void hak__stats_print(int fd)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	sum.now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	sum.vm_rss = hak__proc_vmrss("/proc/self/status");
-	size_t len = hak__statfmt_text(&sum, text, sizeof text);
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
+	hak__write_all(fd, text, hak__statfmt_text(&sum, text, sizeof text));
 	errno = saved;
 }
