@@ -21,26 +21,12 @@ static struct hak_arena *arena_current; /* arena still handing out fresh pages *
 
 static void pool_unlink(struct hak_page *pg)
 {
-	if (pg->prev)
-		pg->prev->next = pg->next;
-	else
-		pool_head = pg->next;
-	if (pg->next)
-		pg->next->prev = pg->prev;
-	else
-		pool_tail = pg->prev;
-	pg->next = pg->prev = NULL;
+	hak__plist_unlink(&pool_head, &pool_tail, pg);
 }
 
 static void pool_push_head(struct hak_page *pg)
 {
-	pg->prev = NULL;
-	pg->next = pool_head;
-	if (pool_head)
-		pool_head->prev = pg;
-	else
-		pool_tail = pg;
-	pool_head = pg;
+	hak__plist_push(&pool_head, &pool_tail, pg);
 }
 
 static struct hak_arena *arena_new(void)

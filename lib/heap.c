@@ -195,33 +195,24 @@ static struct hak_page **list_head(struct hak_heap *h, struct hak_page *pg)
 					    : &h->partial[pg->class_idx];
 }
 
+/* The full list keeps a tail (oldest first for float_full); partial none. */
+static struct hak_page **list_tail(struct hak_heap *h, struct hak_page *pg)
+{
+	return pg->in_list == HAK_LIST_FULL ? &h->full_tail[pg->class_idx] : NULL;
+}
+
 static void list_push(struct hak_heap *h, struct hak_page *pg, uint8_t which)
 {
 	pg->in_list = which;
 	pg->full_tick = h->refills;
-	struct hak_page **head = list_head(h, pg);
-	pg->prev = NULL;
-	pg->next = *head;
-	if (pg->next)
-		pg->next->prev = pg;
-	else if (which == HAK_LIST_FULL)
-		h->full_tail[pg->class_idx] = pg;
-	*head = pg;
+	hak__plist_push(list_head(h, pg), list_tail(h, pg), pg);
 }
 
 static void list_unlink(struct hak_heap *h, struct hak_page *pg)
 {
 	if (pg->in_list == HAK_LIST_NONE)
 		return;
-	if (pg->prev)
-		pg->prev->next = pg->next;
-	else
-		*list_head(h, pg) = pg->next;
-	if (pg->next)
-		pg->next->prev = pg->prev;
-	else if (pg->in_list == HAK_LIST_FULL)
-		h->full_tail[pg->class_idx] = pg->prev;
-	pg->next = pg->prev = NULL;
+	hak__plist_unlink(list_head(h, pg), list_tail(h, pg), pg);
 	pg->in_list = HAK_LIST_NONE;
 }
 

@@ -115,6 +115,34 @@ struct hak_page {
 	_Atomic uint32_t float_gen; /* owner heap's generation when it floated the page */
 };
 
+/* Intrusive doubly linked lists of pages (through next/prev), pushed at the
+ * head; tail is NULL for a list that keeps none. */
+static inline void hak__plist_push(struct hak_page **head, struct hak_page **tail,
+				   struct hak_page *pg)
+{
+	pg->prev = NULL;
+	pg->next = *head;
+	if (*head)
+		(*head)->prev = pg;
+	else if (tail)
+		*tail = pg;
+	*head = pg;
+}
+
+static inline void hak__plist_unlink(struct hak_page **head, struct hak_page **tail,
+				     struct hak_page *pg)
+{
+	if (pg->prev)
+		pg->prev->next = pg->next;
+	else
+		*head = pg->next;
+	if (pg->next)
+		pg->next->prev = pg->prev;
+	else if (tail)
+		*tail = pg->prev;
+	pg->next = pg->prev = NULL;
+}
+
 struct hak_arena {
 	uint32_t pages_carved;    /* pages [1, pages_carved] have been handed out */
 	uint32_t pad;

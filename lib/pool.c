@@ -17,23 +17,13 @@ static struct pool_class pool[HAK_NUM_CLASSES];
 
 static void pool_link(struct pool_class *pc, struct hak_page *pg)
 {
-	pg->prev = NULL;
-	pg->next = pc->pages;
-	if (pc->pages)
-		pc->pages->prev = pg;
-	pc->pages = pg;
+	hak__plist_push(&pc->pages, NULL, pg);
 	pg->in_list = 1;
 }
 
 static void pool_unlink(struct pool_class *pc, struct hak_page *pg)
 {
-	if (pg->prev)
-		pg->prev->next = pg->next;
-	else
-		pc->pages = pg->next;
-	if (pg->next)
-		pg->next->prev = pg->prev;
-	pg->next = pg->prev = NULL;
+	hak__plist_unlink(&pc->pages, NULL, pg);
 	pg->in_list = 0;
 }
 
