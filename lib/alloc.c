@@ -30,27 +30,49 @@ static HAK_NOINLINE void *large_alloc(size_t size, size_t align, bool zero)
 	return p;
 }
 
+/* One block of class c: the thread cache, the active page, the slow path.
+ * A cached block must still carry its free marker in both words (free
+ * writes them): anything else is a write after free. */
+static inline void *small_alloc(struct hak_heap *h, unsigned c)
+{
+	unsigned n = h->tc_count[c];
+	if (likely(n)) {
+		struct hak_block *b = h->tc[c][--n];
+		uintptr_t fm = hak__free_marker(b);
+		if (unlikely((((uintptr_t)b->next ^ fm) | (b->marker ^ fm)) & hak__guard.check_mask))
+			hak__tc_damaged(b);
+		h->tc_count[c] = (uint16_t)n;
+		h->tc_bytes -= hak__class_size[c];
+		b->marker = 0;
+		HAK_STAT_ADD(h->st->allocs[c], 1);
+		return b;
+	}
+	struct hak_page *pg = h->active[c];
+	if (likely(pg->free))
+		return hak__page_take(h, pg, c);
+	return hak__heap_alloc_slow(h, c);
+}
+
+/* Above the classes, or any size when blocks carry canaries (small_limit
+ * is then 0). */
+static HAK_NOINLINE void *malloc_other(struct hak_heap *h, size_t size)
+{
+	if (hak__guard.slack && size <= HAK_SMALL_MAX - HAK_CANARY_BYTES) {
+		unsigned c = hak__class_of(size + HAK_CANARY_BYTES);
+		void *p = small_alloc(h, c);
+		if (p)
+			hak__canary_set(p, hak__class_size[c] - HAK_CANARY_BYTES);
+		return p;
+	}
+	return large_alloc(size, HAK_MIN_ALIGN, false);
+}
+
 void *hak__malloc(size_t size)
 {
 	struct hak_heap *h = hak__tl_heap;
-	if (likely(size <= HAK_SMALL_MAX)) {
-		unsigned c = hak__class_of(size);
-		struct hak_block *b;
-		unsigned n = h->tc_count[c];
-		if (likely(n)) {
-			b = h->tc[c][--n];
-			h->tc_count[c] = (uint16_t)n;
-			h->tc_bytes -= hak__class_size[c];
-			b->marker = 0;
-			HAK_STAT_ADD(h->st->allocs[c], 1);
-			return b;
-		}
-		struct hak_page *pg = h->active[c];
-		if (likely(pg->free))
-			return hak__page_take(h, pg, c);
-		return hak__heap_alloc_slow(h, c);
-	}
-	return large_alloc(size, HAK_MIN_ALIGN, false);
+	if (likely(size < hak__guard.small_limit))
+		return small_alloc(h, hak__class_of(size));
+	return malloc_other(h, size);
 }
 
 /* free --------------------------------------------------------------------- */
@@ -63,22 +85,53 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
 	} else if (kind == HAK_MAP_LARGE) {
 		hak__large_free(p);
 	} else {
-		hak__fatal_ptr("free of a pointer hakmem does not own", p);
+		hak__fatal_ptr(hak__call_free, "pointer not allocated by hakmem", p);
 	}
 	hak__background_poll();
+}
+
+/* Into the thread cache (a block of a page h holds, already checked).  Both
+ * words of the block get the free marker: the second finds a double free,
+ * both together a write after free when the block is handed out again. */
+static inline void tc_push(struct hak_heap *h, unsigned c, struct hak_block *b)
+{
+	uintptr_t fm = hak__free_marker(b);
+	b->marker = fm;
+	b->next = (struct hak_block *)fm;
+	unsigned n = h->tc_count[c];
+	h->tc[c][n] = b;
+	h->tc_count[c] = (uint16_t)(n + 1);
+	h->tc_bytes += hak__class_size[c];
 }
 
 /* The cache of class c is full or over budget: make room, then push. */
 static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct hak_block *b)
 {
 	hak__heap_tc_overflow(h, c, hak__class_size[c]);
-	unsigned n = h->tc_count[c];
-	h->tc[c][n] = b;
-	h->tc_count[c] = (uint16_t)(n + 1);
-	h->tc_bytes += hak__class_size[c];
+	tc_push(h, c, b);
 	if (--h->drain_tick == 0)
 		hak__heap_drain_tick(h);
 	hak__background_poll();
+}
+
+/* A free into a page h holds, the checks done. */
+static inline void free_held(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
+{
+	unsigned c = pg->class_idx;
+	HAK_STAT_ADD(h->st->frees[c], 1);
+	if (unlikely(h->tc_count[c] >= hak__tc_cap[c] ||
+		     h->tc_bytes + pg->block_size > HAK_TC_BUDGET))
+		return free_cache_full(h, c, b);
+	tc_push(h, c, b);
+	if (unlikely(--h->drain_tick == 0))
+		return hak__heap_drain_tick(h);
+}
+
+/* A suspect block (reported, never returns) or any block at level 2. */
+static HAK_NOINLINE void free_checked(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
+{
+	hak__block_check(pg, b, hak__call_free);
+	free_held(h, pg, b);
 }
 
 /* Every call below is a tail call, so the fast path needs no stack frame. */
@@ -95,39 +148,36 @@ void hak__free(void *p)
 	if (unlikely(atomic_load_explicit(&pg->owner, memory_order_relaxed) != (uintptr_t)h))
 		return free_generic(h, p, kind);
 	struct hak_block *b = p;
-	if (unlikely(!hak__block_start(pg, p) || b->marker == hak__free_marker(b)))
-		return hak__block_check(pg, p); /* reports and aborts */
-	b->marker = hak__free_marker(b);
-	unsigned c = pg->class_idx;
-	HAK_STAT_ADD(h->st->frees[c], 1);
-	unsigned n = h->tc_count[c];
-	size_t bytes = h->tc_bytes + pg->block_size;
-	if (unlikely(n >= hak__tc_cap[c] || bytes > HAK_TC_BUDGET))
-		return free_cache_full(h, c, b);
-	h->tc[c][n] = b;
-	h->tc_count[c] = (uint16_t)(n + 1);
-	h->tc_bytes = bytes;
-	if (unlikely(--h->drain_tick == 0))
-		return hak__heap_drain_tick(h);
+	unsigned level = hak__guard.level;
+	if (likely(level == 1)) {
+		if (unlikely(!hak__block_start(pg, p) || b->marker == hak__free_marker(b)))
+			return free_checked(h, pg, b);
+	} else if (level) {
+		return free_checked(h, pg, b);
+	}
+	return free_held(h, pg, b);
 }
 
 /* The rest ----------------------------------------------------------------- */
 
-size_t hak__usable(void *p)
+/* The usable size of block p, validated for call (realloc or
+ * malloc_usable_size). */
+static size_t usable_of(void *p, const char *call)
 {
-	if (!p)
-		return 0;
 	unsigned kind = hak__map_kind(p);
 	if (kind == HAK_MAP_SMALL) {
 		struct hak_page *pg = hak__page_of(p);
-		uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_relaxed);
-		if (o == HAK_OWNER_FREE || o == 0 || !hak__block_start(pg, p))
-			hak__fatal_ptr("malloc_usable_size of an invalid pointer", p);
-		return pg->block_size;
+		hak__block_check(pg, p, call);
+		return pg->block_size - hak__guard.slack;
 	}
 	if (kind == HAK_MAP_LARGE)
-		return hak__large_hdr(p)->size;
-	hak__fatal_ptr("malloc_usable_size of a pointer hakmem does not own", p);
+		return hak__large_hdr(p, call)->size;
+	hak__fatal_ptr(call, "pointer not allocated by hakmem", p);
+}
+
+size_t hak__usable(void *p)
+{
+	return p ? usable_of(p, "malloc_usable_size") : 0;
 }
 
 static void *calloc_impl(size_t n, size_t size)
@@ -153,22 +203,16 @@ static void *realloc_impl(void *p, size_t size)
 		hak__free(p);
 		return NULL;
 	}
-	unsigned kind = hak__map_kind(p);
-	size_t old;
-	if (kind == HAK_MAP_LARGE) {
+	size_t old = usable_of(p, hak__call_realloc);
+	if (hak__map_kind(p) == HAK_MAP_LARGE) {
 		if (size > HAK_SMALL_MAX) {
 			void *q = hak__large_resize(p, size);
 			if (q)
 				return q;
 		}
-		old = hak__large_hdr(p)->size;
-	} else if (kind == HAK_MAP_SMALL) {
-		old = hak__usable(p);
+	} else if (size <= old && (size > old / 2 || old <= 16)) {
 		/* stay when the block still fits and is not more than twice too big */
-		if (size <= old && (size > old / 2 || old <= 16))
-			return p;
-	} else {
-		hak__fatal_ptr("realloc of a pointer hakmem does not own", p);
+		return p;
 	}
 	void *q = hak__malloc(size);
 	if (!q)
@@ -200,9 +244,10 @@ void *hak__aligned(size_t align, size_t size)
 	if (size <= HAK_SMALL_MAX && align <= HAK_SMALL_MAX) {
 		/* a class whose block spacing is a multiple of align: every block
 		 * of a 64 KiB-aligned page is then aligned */
+		size_t slack = hak__guard.slack;
 		for (unsigned c = hak__class_of(size ? size : 1); c < HAK_NUM_CLASSES; c++)
-			if (hak__class_size[c] % align == 0)
-				return hak__malloc(hak__class_size[c]);
+			if (hak__class_size[c] % align == 0 && hak__class_size[c] - slack >= size)
+				return hak__malloc(hak__class_size[c] - slack);
 	}
 	return large_alloc(size, align, false);
 }

@@ -513,7 +513,7 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 		struct hak_block *b = h->tc[cls][i];
 		struct hak_page *pg = hak__page_of(b);
 		if (atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h) {
-			b->next = pg->free;
+			b->next = hak__link_enc(b, pg->free);
 			pg->free = b;
 			/* the active page keeps its blocks, empty or not */
 			if ((--pg->used == 0 || pg->in_list == HAK_LIST_FULL) &&
@@ -549,7 +549,7 @@ void hak__heap_tc_overflow(struct hak_heap *h, unsigned cls, size_t add)
 static void local_free(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
 {
 	b->marker = hak__free_marker(b);
-	b->next = pg->free;
+	b->next = hak__link_enc(b, pg->free);
 	pg->free = b;
 	pg->used--;
 	HAK_STAT_ADD(h->st->frees[pg->class_idx], 1);
@@ -559,7 +559,7 @@ static void local_free(struct hak_heap *h, struct hak_page *pg, struct hak_block
 /* free() of a block in a page the calling thread does not hold. */
 void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
 {
-	hak__block_check(pg, b);
+	hak__block_check(pg, b, hak__call_free);
 	/* b is live until pushed: read the class while the page cannot change */
 	unsigned cls = pg->class_idx;
 	if (h == &hak__empty_heap) {

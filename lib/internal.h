@@ -48,9 +48,11 @@
 #define HAK_OS_PAGE 4096
 #define HAK_MAX_ALIGN_LARGE ((size_t)1 << 30) /* alignments above this: ENOMEM/EINVAL */
 
-/* Free block: the first word links the free list; the second holds a
- * marker (hak__free_marker(block)) while the block is free, so that a
- * double free is caught in O(1).  Every class is at least 16 bytes. */
+/* Free block.  The first word links the free list, encoded (see
+ * hak__link_enc) so that a link damaged by a write after free is caught
+ * rather than followed.  The second holds the free marker
+ * (hak__free_marker(block)) while the block is free, so that a double free
+ * is caught in O(1).  Every class is at least 16 bytes. */
 struct hak_block {
 	struct hak_block *next;
 	uintptr_t marker;
@@ -215,6 +217,7 @@ struct hak_options {
 	bool show_stats;         /* HAKMEM_SHOW_STATS */
 	bool background;         /* HAKMEM_BACKGROUND: purge/sweep thread */
 	size_t large_cache;      /* HAKMEM_LARGE_CACHE_MB in bytes */
+	unsigned check;          /* HAKMEM_CHECK: 0, 1 or 2 (guard.c) */
 };
 HAK_HIDDEN extern struct hak_options hak__opt;
 HAK_HIDDEN void hak__options_init(void);
@@ -249,7 +252,9 @@ HAK_HIDDEN void hak__write_all(int fd, const char *buf, size_t len);
 HAK_HIDDEN void hak__write_err(const char *a, const char *b, const char *c);
 HAK_HIDDEN char *hak__fmt_hex(char *buf, uintptr_t v);
 HAK_HIDDEN char *hak__fmt_u64(char *buf, uint64_t v);
-HAK_HIDDEN __attribute__((noreturn)) void hak__fatal_ptr(const char *what, const void *p);
+/* "hakmem: call(): what: 0x...", one line on stderr, then abort() */
+HAK_HIDDEN __attribute__((noreturn)) void hak__fatal_ptr(const char *call, const char *what,
+							 const void *p);
 
 /* map.c: which 64 KiB granules of the address space hakmem owns ---------- */
 enum { HAK_MAP_NONE = 0, HAK_MAP_SMALL = 1, HAK_MAP_LARGE = 2 };
@@ -285,13 +290,49 @@ HAK_HIDDEN size_t hak__pages_purge(uint64_t older_than_ns, bool all);
 HAK_HIDDEN void hak__arena_lock_all(void);
 HAK_HIDDEN void hak__arena_unlock_all(void);
 
-/* page.c: carving, local free lists, remote lists ----------------------- */
-HAK_HIDDEN extern struct hak_page hak__empty_page;
-HAK_HIDDEN extern uintptr_t hak__secret;
+/* guard.c: misuse detection (HAKMEM_CHECK), keys, reports ----------------- */
+struct hak_guard {
+	uintptr_t secret;    /* per process, random: free markers, large headers */
+	uintptr_t link_key;  /* per process, random: free-list link encoding */
+	uintptr_t check_mask; /* ~0 when HAKMEM_CHECK >= 1, else 0: masks the checks */
+	size_t small_limit;  /* sizes below it take the malloc fast path:
+			      * HAK_SMALL_MAX + 1, or 0 when paranoid, so that
+			      * every malloc takes the path that writes canaries */
+	unsigned level;      /* HAKMEM_CHECK: 0 off, 1 default, 2 paranoid */
+	unsigned slack;      /* bytes kept after each block for its canary */
+};
+HAK_HIDDEN extern struct hak_guard hak__guard;
+#define HAK_CANARY_BYTES 8
+HAK_HIDDEN void hak__guard_init(void);
+
 static inline uintptr_t hak__free_marker(const void *b)
 {
-	return (uintptr_t)b ^ hak__secret;
+	return (uintptr_t)b ^ hak__guard.secret;
 }
+/* A link is stored xor'ed with its own address and the link key: the same
+ * function encodes and decodes.  A stray write decodes to a random address,
+ * which the readers' same-page test rejects (every free list of blocks
+ * lives inside one 64 KiB page). */
+static inline struct hak_block *hak__link_enc(const struct hak_block *at,
+					      const struct hak_block *next)
+{
+	return (struct hak_block *)((uintptr_t)next ^ (uintptr_t)at ^ hak__guard.link_key);
+}
+#define hak__link_dec hak__link_enc
+/* Whether decoded link next of block at is outside at's page (true for the
+ * NULL that ends a list, which hak__link_end then sorts out). */
+static inline bool hak__link_far(const struct hak_block *at, const struct hak_block *next)
+{
+	return (((uintptr_t)next ^ (uintptr_t)at) & hak__guard.check_mask) >= HAK_PAGE_SIZE;
+}
+HAK_HIDDEN struct hak_block *hak__link_end(const struct hak_block *at, struct hak_block *next);
+HAK_HIDDEN void hak__block_check(struct hak_page *pg, void *p, const char *call);
+HAK_HIDDEN void hak__canary_set(void *p, size_t usable);
+HAK_HIDDEN void hak__canary_check(void *p, size_t usable, const char *call);
+HAK_HIDDEN void hak__tc_damaged(struct hak_block *b);
+
+/* page.c: carving, local free lists, remote lists ----------------------- */
+HAK_HIDDEN extern struct hak_page hak__empty_page;
 /* Whether p is the start of a block of pg: a multiply by the reciprocal of
  * the block size, no division (offsets are below 2^16, where it is exact). */
 static inline bool hak__block_start(const struct hak_page *pg, const void *p)
@@ -304,7 +345,6 @@ HAK_HIDDEN void hak__page_init(struct hak_page *pg, unsigned cls);
 HAK_HIDDEN bool hak__page_extend(struct hak_page *pg);
 HAK_HIDDEN unsigned hak__page_drain(struct hak_page *pg);
 HAK_HIDDEN bool hak__remote_push(struct hak_page *pg, struct hak_block *b);
-HAK_HIDDEN void hak__block_check(struct hak_page *pg, void *p);
 
 /* heap.c: thread heaps, registry, pending queues, adoption, strategies ---- */
 HAK_HIDDEN extern struct hak_heap hak__empty_heap;
@@ -315,7 +355,10 @@ HAK_HIDDEN struct hak_heap *hak__heap_get(void);
 static inline void *hak__page_take(struct hak_heap *h, struct hak_page *pg, unsigned cls)
 {
 	struct hak_block *b = pg->free;
-	pg->free = b->next;
+	struct hak_block *next = hak__link_dec(b, b->next);
+	if (unlikely(hak__link_far(b, next)))
+		next = hak__link_end(b, next); /* NULL, or a report and abort */
+	pg->free = next;
 	pg->used++;
 	b->marker = 0;
 	HAK_STAT_ADD(h->st->allocs[cls], 1);
@@ -344,7 +387,7 @@ HAK_HIDDEN void hak__pool_unlock_all(void);
 
 /* large.c: spans above HAK_SMALL_MAX ------------------------------------ */
 struct hak_large {
-	uint64_t magic;          /* hak__secret ^ user pointer */
+	uint64_t magic;          /* hak__guard.secret ^ user pointer */
 	void *base;              /* start of the mapping */
 	size_t map_size;         /* length of the mapping */
 	size_t size;             /* usable bytes from the user pointer */
@@ -353,7 +396,7 @@ struct hak_large {
 #define HAK_LARGE_HDR sizeof(struct hak_large) /* 64 */
 HAK_HIDDEN void *hak__large_alloc(size_t size, size_t align, bool zero);
 HAK_HIDDEN void hak__large_free(void *p);
-HAK_HIDDEN struct hak_large *hak__large_hdr(void *p); /* validates; aborts */
+HAK_HIDDEN struct hak_large *hak__large_hdr(void *p, const char *call); /* validates; aborts */
 HAK_HIDDEN size_t hak__large_purge(uint64_t older_than_ns, bool all);
 HAK_HIDDEN void *hak__large_resize(void *p, size_t size);
 HAK_HIDDEN void hak__large_lock_all(void);
@@ -385,5 +428,6 @@ HAK_HIDDEN void *hak__malloc(size_t size);
 HAK_HIDDEN void hak__free(void *p);
 HAK_HIDDEN void *hak__aligned(size_t align, size_t size);
 HAK_HIDDEN size_t hak__usable(void *p);
+HAK_HIDDEN extern const char hak__call_free[], hak__call_realloc[];
 
 #endif /* HAKMEM_INTERNAL_H */

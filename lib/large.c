@@ -94,8 +94,10 @@ void *hak__large_alloc(size_t size, size_t align, bool zero)
 	struct hak_large *hdr = (struct hak_large *)(user - HAK_LARGE_HDR);
 	hdr->base = base;
 	hdr->map_size = map_size;
-	hdr->size = map_size - off;
-	hdr->magic = hak__secret ^ (uintptr_t)user;
+	hdr->size = map_size - off - hak__guard.slack;
+	hdr->magic = hak__guard.secret ^ (uintptr_t)user;
+	if (hak__guard.slack)
+		hak__canary_set(user, hdr->size);
 	if (zero && !fresh)
 		memset(user, 0, size);
 	struct hak_seg_slot *st = my_stats();
@@ -107,18 +109,20 @@ void *hak__large_alloc(size_t size, size_t align, bool zero)
 }
 
 /* The header of large block p; aborts if p is not one. */
-struct hak_large *hak__large_hdr(void *p)
+struct hak_large *hak__large_hdr(void *p, const char *call)
 {
 	if (((uintptr_t)p & (HAK_MIN_ALIGN - 1)) ||
 	    (((uintptr_t)p & (HAK_PAGE_SIZE - 1)) < HAK_LARGE_HDR &&
 	     hak__map_kind((char *)p - HAK_LARGE_HDR) != HAK_MAP_LARGE))
-		hak__fatal_ptr("free of an invalid pointer", p);
+		hak__fatal_ptr(call, "invalid pointer (not the start of a block)", p);
 	struct hak_large *hdr = (struct hak_large *)((char *)p - HAK_LARGE_HDR);
-	if (hdr->magic != (hak__secret ^ (uintptr_t)p)) {
-		if (hdr->magic == ~(hak__secret ^ (uintptr_t)p))
-			hak__fatal_ptr("double free", p);
-		hak__fatal_ptr("free of an invalid pointer", p);
+	if (hdr->magic != (hak__guard.secret ^ (uintptr_t)p)) {
+		if (hdr->magic == ~(hak__guard.secret ^ (uintptr_t)p))
+			hak__fatal_ptr(call, call == hak__call_free ? "double free" : "block already freed", p);
+		hak__fatal_ptr(call, "invalid pointer (not the start of a block)", p);
 	}
+	if (hak__guard.slack)
+		hak__canary_check(p, hdr->size, call);
 	return hdr;
 }
 
@@ -132,7 +136,7 @@ static void span_unmap(void *base, size_t size)
 
 void hak__large_free(void *p)
 {
-	struct hak_large *hdr = hak__large_hdr(p);
+	struct hak_large *hdr = hak__large_hdr(p, hak__call_free);
 	void *base = hdr->base;
 	size_t size = hdr->map_size;
 	struct hak_seg_slot *st = my_stats();
@@ -140,7 +144,7 @@ void hak__large_free(void *p)
 		HAK_STAT_ADD(st->large_frees, 1);
 		HAK_STAT_ADD(st->large_free_bytes, hdr->size);
 	}
-	hdr->magic = ~(hak__secret ^ (uintptr_t)p); /* a second free is a double free */
+	hdr->magic = ~(hak__guard.secret ^ (uintptr_t)p); /* a second free is a double free */
 	if (size <= hak__opt.large_cache / 4) {
 		uint64_t now = hak__now_ns();
 		hak__spin_lock(&cache_lock);
@@ -161,7 +165,7 @@ void hak__large_free(void *p)
  * NULL when the caller must move it. */
 void *hak__large_resize(void *p, size_t size)
 {
-	struct hak_large *hdr = hak__large_hdr(p);
+	struct hak_large *hdr = hak__large_hdr(p, hak__call_realloc);
 	if (size <= hdr->size && size >= hdr->size / 2)
 		return p;
 	if (size <= hdr->size)
@@ -190,6 +194,8 @@ void *hak__large_resize(void *p, size_t size)
 		HAK_STAT_ADD(st->large_alloc_bytes, need - hdr->map_size);
 	hdr->size += need - hdr->map_size;
 	hdr->map_size = need;
+	if (hak__guard.slack)
+		hak__canary_set(p, hdr->size);
 	return p;
 }
 

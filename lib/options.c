@@ -50,6 +50,8 @@ static const struct opt_def opt_table[] = {
 	{"HAKMEM_BACKGROUND", OPT_BOOL, 1, 0, 1, &hak__opt.background, 0, "0 or 1"},
 	{"HAKMEM_LARGE_CACHE_MB", OPT_UINT, 64, 0, 65536, &hak__opt.large_cache, 1u << 20,
 	 "an integer from 0 to 65536"},
+	{"HAKMEM_CHECK", OPT_UINT, 1, 0, 2, &hak__opt.check, 0,
+	 "0 (off), 1 (default checks) or 2 (paranoid: canaries)"},
 };
 
 const char *hak__strategy_name(int s)

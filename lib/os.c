@@ -164,10 +164,11 @@ void hak__write_err(const char *a, const char *b, const char *c)
 			hak__write_all(STDERR_FILENO, parts[i], strlen(parts[i]));
 }
 
-void hak__fatal_ptr(const char *what, const void *p)
+void hak__fatal_ptr(const char *call, const char *what, const void *p)
 {
 	char hex[24];
-	hak__write_err("hakmem: ", what, ": ");
+	hak__write_err("hakmem: ", call, "(): ");
+	hak__write_err(what, ": ", NULL);
 	hak__write_err(hak__fmt_hex(hex, (uintptr_t)p), "\n", NULL);
 	abort();
 }

@@ -8,7 +8,6 @@
 /* The page every class of a heap points to before it has a real one: it has
  * no free block, so the allocation fast path falls to the slow path. */
 struct hak_page hak__empty_page;
-uintptr_t hak__secret;
 
 /* Carve at most this many bytes per extension, so that a page touches only
  * the memory it hands out. */
@@ -44,10 +43,12 @@ bool hak__page_extend(struct hak_page *pg)
 	char *first = pg->start + (size_t)pg->carved * pg->block_size;
 	char *p = first;
 	for (uint32_t i = 1; i < n; i++) {
-		((struct hak_block *)p)->next = (struct hak_block *)(p + pg->block_size);
+		struct hak_block *b = (struct hak_block *)p;
+		b->next = hak__link_enc(b, (struct hak_block *)(p + pg->block_size));
 		p += pg->block_size;
 	}
-	((struct hak_block *)p)->next = pg->free;
+	struct hak_block *last = (struct hak_block *)p;
+	last->next = hak__link_enc(last, pg->free);
 	pg->free = (struct hak_block *)first;
 	pg->carved += n;
 	return true;
@@ -62,13 +63,16 @@ unsigned hak__page_drain(struct hak_page *pg)
 	struct hak_block *list = atomic_exchange_explicit(&pg->remote, NULL, memory_order_acquire);
 	if (!list)
 		return 0;
+	/* walk to the tail, checking each link as it is followed */
 	unsigned n = 1;
-	struct hak_block *tail = list;
-	while (tail->next) {
-		tail = tail->next;
+	struct hak_block *tail = list, *next;
+	while ((next = hak__link_dec(tail, tail->next)) != NULL) {
+		if (unlikely(hak__link_far(tail, next)))
+			hak__link_end(tail, next); /* reports and aborts */
+		tail = next;
 		n++;
 	}
-	tail->next = pg->free;
+	tail->next = hak__link_enc(tail, pg->free);
 	pg->free = list;
 	pg->used -= n;
 	return n;
@@ -83,22 +87,9 @@ bool hak__remote_push(struct hak_page *pg, struct hak_block *b)
 	b->marker = hak__free_marker(b);
 	struct hak_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
 	do {
-		b->next = head;
+		b->next = hak__link_enc(b, head);
 	} while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b,
 							memory_order_seq_cst,
 							memory_order_relaxed));
 	return head == NULL;
-}
-
-/* Validate a block about to be freed: it must start a block of a page in
- * use, and must not carry the free marker (a double free). */
-void hak__block_check(struct hak_page *pg, void *p)
-{
-	uintptr_t owner = atomic_load_explicit(&pg->owner, memory_order_relaxed);
-	if (owner == HAK_OWNER_FREE || owner == 0)
-		hak__fatal_ptr("free of a pointer not allocated (or already freed)", p);
-	if (!hak__block_start(pg, p))
-		hak__fatal_ptr("free of an invalid pointer (not the start of a block)", p);
-	if (((struct hak_block *)p)->marker == hak__free_marker(p))
-		hak__fatal_ptr("double free", p);
 }

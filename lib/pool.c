@@ -45,7 +45,10 @@ void *hak__pool_alloc(unsigned cls, struct hak_seg_slot *st)
 	if (!pg->free)
 		hak__page_extend(pg);
 	struct hak_block *b = pg->free;
-	pg->free = b->next;
+	struct hak_block *next = hak__link_dec(b, b->next);
+	if (unlikely(hak__link_far(b, next)))
+		next = hak__link_end(b, next);
+	pg->free = next;
 	pg->used++;
 	b->marker = 0;
 	if (!pg->free && pg->carved == pg->capacity)
@@ -62,7 +65,7 @@ void hak__pool_free(struct hak_page *pg, struct hak_block *b, struct hak_seg_slo
 	HAK_STAT_ADD(st->frees[cls], 1);
 	hak__spin_lock(&pc->lock);
 	b->marker = hak__free_marker(b);
-	b->next = pg->free;
+	b->next = hak__link_enc(b, pg->free);
 	pg->free = b;
 	bool release = --pg->used == 0 && (pc->pages != pg || pg->next);
 	if (release) {

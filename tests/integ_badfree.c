@@ -1,19 +1,28 @@
 /*
- * integ_badfree.c - invalid frees are reported and abort.
+ * integ_badfree.c - heap misuse is reported and aborts.
  *
- * A pointer hakmem does not own, a double free and an interior pointer must
- * produce exactly one line on stderr naming the address, then abort().  Each
- * case runs in a forked child; the parent checks for SIGABRT and the
- * address in the child's stderr.  A control child that frees correctly must
- * exit 0 and print nothing, so the checks themselves can fail.
+ * A pointer hakmem does not own, a double free (also after another thread's
+ * free), an interior pointer, a free list damaged by a write after free and
+ * (with HAKMEM_CHECK=2) a write past the end of a block must produce exactly
+ * one line on stderr saying what was wrong and naming the address, then
+ * abort().  Each case runs in a forked child; the parent checks for SIGABRT,
+ * the message and the address in the child's stderr.  A control child that
+ * uses memory correctly must exit 0 and print nothing, so the checks
+ * themselves can fail.
+ *
+ * Run without HAKMEM_CHECK, the program runs every case at the default
+ * level, then runs itself again with HAKMEM_CHECK=2, where every case must
+ * still be caught and the canary cases are added.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,8 +42,14 @@ struct bad_case {
 	/* prepare: returns the pointer that will be passed to the bad call */
 	void *(*prepare)(size_t arg);
 	size_t arg;
-	int use_realloc; /* 1: realloc(p, 64) instead of free(p); 2: hak_free */
+	int use_realloc; /* 1: realloc(p, 64) instead of free(p); 2: hak_free;
+			  * 3: malloc(arg) until the damage is found;
+			  * 4: free(p) on another thread */
+	const char *expect; /* the message must contain this */
+	int level;       /* the lowest HAKMEM_CHECK level that catches it */
 };
+
+static int check_level = 1;
 
 static void *freed_block(size_t size)
 {
@@ -122,6 +137,70 @@ static void *mmap_ptr(size_t size)
 	return p;
 }
 
+/* A freed block whose first word (the free-list link, or the cache's copy
+ * of the marker) is then overwritten.  It sits in the thread cache. */
+static void *written_after_free(size_t size)
+{
+	char *p = malloc(size);
+	TU_CHECK(p != NULL);
+	free(p);
+	memset(p, 0x41, 8);
+	return p;
+}
+
+/* The same, the second word (the free marker). */
+static void *marker_written_after_free(size_t size)
+{
+	char *p = malloc(size);
+	TU_CHECK(p != NULL);
+	free(p);
+	memset(p + 8, 0, 8);
+	return p;
+}
+
+/* A block on its page's local free list (the thread cache of its class
+ * overflowed and returned its oldest blocks), its link then overwritten.
+ * Every other block stays live, so that no page empties (an empty page is
+ * carved afresh, which would erase the damage). */
+static void *link_damaged(size_t size)
+{
+	enum { N = 600 }; /* frees N/2: more than a class's cache holds (128) */
+	static void *blk[N];
+	for (int i = 0; i < N; i++) {
+		blk[i] = malloc(size);
+		TU_CHECK(blk[i] != NULL);
+	}
+	for (int i = 0; i < N; i += 2)
+		free(blk[i]);
+	memset(blk[0], 0, 8); /* the oldest: on the page list, not cached */
+	return blk[0];
+}
+
+/* A block on its page's remote list (freed by another thread), its link
+ * then overwritten by the owner: found when the owner drains the list. */
+static void *remote_link_damaged(size_t size)
+{
+	pthread_t t;
+	char *p = malloc(size);
+	TU_CHECK(p != NULL);
+	TU_CHECK(pthread_create(&t, NULL, free_in_thread, p) == 0);
+	TU_CHECK(pthread_join(t, NULL) == 0);
+	memset(p, 0x5a, 8);
+	return p;
+}
+
+/* Bytes written just past the usable size (HAKMEM_CHECK=2 keeps a canary
+ * there; at the default level the write lands in the block's slack). */
+static void *overflowed(size_t size)
+{
+	char *p = malloc(size);
+	TU_CHECK(p != NULL);
+	size_t usable = malloc_usable_size(p);
+	TU_CHECK(usable >= size);
+	p[usable] = 'x';
+	return p;
+}
+
 /* The child prepares the bad pointer and sends its value to the parent
  * through a pipe of its own (stderr must hold only hakmem's line), then
  * makes the bad call. */
@@ -146,8 +225,22 @@ static void bad_child(void *varg)
 		(void)r;
 		break;
 	}
-	default:
+	case 2:
 		hak_free(p);
+		break;
+	case 4: { /* freed by another thread: a remote free */
+		pthread_t t;
+		TU_CHECK(pthread_create(&t, NULL, free_in_thread, p) == 0);
+		pthread_join(t, NULL);
+		break;
+	}
+	default:
+		/* the damaged block is handed out again, or its list followed,
+		 * within these: the program must stop before the loop ends */
+		for (int i = 0; i < 100000; i++) {
+			void *volatile q = malloc(ca->c->arg);
+			(void)q;
+		}
 		break;
 	}
 	/* reaching here means the bad call returned */
@@ -155,37 +248,74 @@ static void bad_child(void *varg)
 }
 
 static const struct bad_case cases[] = {
-	{ "double free 16", freed_block, 16, 0 },
-	{ "double free 100", freed_block, 100, 0 },
-	{ "double free 1000", freed_block, 1000, 0 },
-	{ "double free 8192", freed_block, 8192, 0 },
-	{ "double free 32768", freed_block, 32768, 0 },
-	{ "double free 48 via hak_free", freed_block, 48, 2 },
-	{ "double free among live blocks 64", freed_among_live, 64, 0 },
-	{ "double free among live blocks 3000", freed_among_live, 3000, 0 },
-	{ "double free after a remote free 256", remote_freed_block, 256, 0 },
-	{ "double free after a remote free 20000", remote_freed_block, 20000, 0 },
-	{ "double free large 40000", freed_block, 40000, 0 },
-	{ "double free large 1 MiB", freed_block, (size_t)1 << 20, 0 },
-	{ "double free large 10 MiB", freed_block, (size_t)10 << 20, 0 },
-	{ "double free large after a remote free", remote_freed_block, (size_t)2 << 20, 0 },
-	{ "free of a stack address", stack_ptr, 0, 0 },
-	{ "free of static data", static_ptr, 32, 0 },
-	{ "free of glibc malloc'd memory (small)", libc_ptr, 64, 0 },
-	{ "free of glibc malloc'd memory (mmapped)", libc_ptr, (size_t)1 << 20, 0 },
-	{ "free of a foreign mmap", mmap_ptr, (size_t)1 << 16, 0 },
-	{ "free of an interior pointer +8", interior_ptr, 8, 0 },
-	{ "free of an interior pointer +16", interior_ptr, 16, 0 },
-	{ "free of an interior pointer +1", interior_ptr, 1, 0 },
-	{ "free of an interior pointer +512", interior_ptr, 512, 0 },
-	{ "free of an interior pointer of a large block +4096", interior_ptr, 4096, 0 },
-	{ "free of an interior pointer of a large block +64", interior_ptr_large, 64, 0 },
+	{ "double free 16", freed_block, 16, 0, "free(): double free", 1 },
+	{ "double free 100", freed_block, 100, 0, "free(): double free", 1 },
+	{ "double free 1000", freed_block, 1000, 0, "free(): double free", 1 },
+	{ "double free 8192", freed_block, 8192, 0, "free(): double free", 1 },
+	{ "double free 32768", freed_block, 32768, 0, "free(): double free", 1 },
+	{ "double free 48 via hak_free", freed_block, 48, 2, "free(): double free", 1 },
+	{ "double free among live blocks 64", freed_among_live, 64, 0, "free(): double free", 1 },
+	{ "double free among live blocks 3000", freed_among_live, 3000, 0,
+	  "free(): double free", 1 },
+	{ "double free after a remote free 256", remote_freed_block, 256, 0,
+	  "free(): double free", 1 },
+	{ "double free after a remote free 20000", remote_freed_block, 20000, 0,
+	  "free(): double free", 1 },
+	{ "double free large 40000", freed_block, 40000, 0, "free(): double free", 1 },
+	{ "double free large 1 MiB", freed_block, (size_t)1 << 20, 0, "free(): double free", 1 },
+	{ "double free large 10 MiB", freed_block, (size_t)10 << 20, 0, "free(): double free", 1 },
+	{ "double free large after a remote free", remote_freed_block, (size_t)2 << 20, 0,
+	  "free(): double free", 1 },
+	{ "write after free (first word) 64", written_after_free, 64, 3,
+	  "malloc(): write after free", 1 },
+	{ "write after free (first word) 20000", written_after_free, 20000, 3,
+	  "malloc(): write after free", 1 },
+	{ "write after free (second word) 48", marker_written_after_free, 48, 3,
+	  "malloc(): write after free", 1 },
+	{ "free list link damaged 64", link_damaged, 64, 3, "malloc(): free list damaged", 1 },
+	{ "free list link damaged 4000", link_damaged, 4000, 3, "malloc(): free list damaged", 1 },
+	{ "remote free list link damaged 128", remote_link_damaged, 128, 3,
+	  "malloc(): free list damaged", 1 },
+	{ "remote free list link damaged 9000", remote_link_damaged, 9000, 3,
+	  "malloc(): free list damaged", 1 },
+	{ "heap overflow 24", overflowed, 24, 0, "free(): heap overflow", 2 },
+	{ "heap overflow 1000", overflowed, 1000, 0, "free(): heap overflow", 2 },
+	{ "heap overflow 32760", overflowed, 32760, 0, "free(): heap overflow", 2 },
+	{ "heap overflow large 100000", overflowed, 100000, 0, "free(): heap overflow", 2 },
+	{ "heap overflow found by realloc", overflowed, 3000, 1, "realloc(): heap overflow", 2 },
+	{ "heap overflow found by hak_free", overflowed, 200, 2, "free(): heap overflow", 2 },
+	{ "heap overflow found by a remote free", overflowed, 5000, 4, "free(): heap overflow", 2 },
+	{ "double free by another thread", freed_block, 640, 4, "free(): double free", 1 },
+	{ "free of a stack address", stack_ptr, 0, 0,
+	  "free(): pointer not allocated by hakmem", 0 },
+	{ "free of static data", static_ptr, 32, 0, "free(): pointer not allocated by hakmem", 0 },
+	{ "free of glibc malloc'd memory (small)", libc_ptr, 64, 0,
+	  "free(): pointer not allocated by hakmem", 0 },
+	{ "free of glibc malloc'd memory (mmapped)", libc_ptr, (size_t)1 << 20, 0,
+	  "free(): pointer not allocated by hakmem", 0 },
+	{ "free of a foreign mmap", mmap_ptr, (size_t)1 << 16, 0,
+	  "free(): pointer not allocated by hakmem", 0 },
+	{ "free of an interior pointer +8", interior_ptr, 8, 0,
+	  "free(): invalid pointer (not the start of a block)", 1 },
+	{ "free of an interior pointer +16", interior_ptr, 16, 0,
+	  "free(): invalid pointer (not the start of a block)", 1 },
+	{ "free of an interior pointer +1", interior_ptr, 1, 0,
+	  "free(): invalid pointer (not the start of a block)", 1 },
+	{ "free of an interior pointer +512", interior_ptr, 512, 0,
+	  "free(): invalid pointer (not the start of a block)", 1 },
+	{ "free of an interior pointer of a large block +4096", interior_ptr, 4096, 0,
+	  "free(): invalid pointer (not the start of a block)", 1 },
+	{ "free of an interior pointer of a large block +64", interior_ptr_large, 64, 0,
+	  "free(): invalid pointer (not the start of a block)", 1 },
 	{ "free of an interior pointer of a large block +2 MiB", interior_ptr_large,
-	  (size_t)2 << 20, 0 },
-	{ "realloc of a freed block", freed_block, 200, 1 },
-	{ "realloc of a freed large block", freed_block, (size_t)1 << 20, 1 },
-	{ "realloc of a stack address", stack_ptr, 0, 1 },
-	{ "realloc of an interior pointer", interior_ptr, 8, 1 },
+	  (size_t)2 << 20, 0, "free(): invalid pointer (not the start of a block)", 1 },
+	{ "realloc of a freed block", freed_block, 200, 1, "realloc(): block already freed", 1 },
+	{ "realloc of a freed large block", freed_block, (size_t)1 << 20, 1,
+	  "realloc(): block already freed", 1 },
+	{ "realloc of a stack address", stack_ptr, 0, 1,
+	  "realloc(): pointer not allocated by hakmem", 1 },
+	{ "realloc of an interior pointer", interior_ptr, 8, 1,
+	  "realloc(): invalid pointer (not the start of a block)", 1 },
 };
 
 static void good_child(void *unused)
@@ -194,7 +324,9 @@ static void good_child(void *unused)
 	for (size_t n = 1; n < ((size_t)8 << 20); n = n * 3 + 1) {
 		char *p = malloc(n);
 		TU_CHECK(p != NULL);
-		memset(p, 1, n);
+		size_t usable = malloc_usable_size(p);
+		TU_CHECK(usable >= n);
+		memset(p, 1, usable); /* all of the usable size is the program's */
 		p = realloc(p, n + 100);
 		TU_CHECK(p != NULL);
 		free(p);
@@ -202,24 +334,49 @@ static void good_child(void *unused)
 	free(NULL);
 }
 
-int main(void)
+/* Run this program again with HAKMEM_CHECK=2; returns its exit status. */
+static int rerun_paranoid(const char *self)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	TU_CHECK(pid >= 0);
+	if (pid == 0) {
+		setenv("HAKMEM_CHECK", "2", 1);
+		execl(self, self, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	TU_CHECK(waitpid(pid, &status, 0) == pid);
+	TU_CHECK(WIFEXITED(status), "HAKMEM_CHECK=2 run: status %#x", status);
+	return WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv)
 {
 	struct tu_child res;
 	size_t i;
+	const char *lv = getenv("HAKMEM_CHECK");
 
+	(void)argc;
 	tu_require_hakmem_malloc();
+	if (lv)
+		check_level = atoi(lv);
+	printf("HAKMEM_CHECK=%d\n", check_level);
 
-	/* control: correct frees exit 0 without a word */
+	/* control: correct use exits 0 without a word */
 	tu_run_child(good_child, NULL, CHILD_TIMEOUT_S, &res);
 	TU_CHECK(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0,
 		 "control child status %#x, stderr: %s", res.status, res.err);
 	TU_CHECK(res.err_len == 0, "control child wrote to stderr: %s", res.err);
 
+	unsigned ran = 0;
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		int fds[2];
 		uintptr_t addr = 0;
 		struct child_arg ca = { .c = &cases[i] };
 
+		if (cases[i].level > check_level)
+			continue;
 		tu_set_context("case \"%s\"", cases[i].name);
 		TU_CHECK(pipe(fds) == 0);
 		ca.addr_fd = fds[1];
@@ -233,8 +390,16 @@ int main(void)
 			TU_FAIL("%s: the call returned instead of aborting (stderr: \"%s\")",
 				cases[i].name, res.err);
 		tu_expect_abort_naming(&res, (void *)addr, cases[i].name);
+		if (!strstr(res.err, cases[i].expect))
+			TU_FAIL("%s: want a message with \"%s\", got \"%s\"", cases[i].name,
+				cases[i].expect, res.err);
 		printf("ok - %s: %.*s", cases[i].name, (int)res.err_len, res.err);
+		ran++;
 	}
-	printf("integ_badfree: ok\n");
+	printf("integ_badfree: HAKMEM_CHECK=%d: %u cases ok\n", check_level, ran);
+	if (!lv) {
+		int rc = rerun_paranoid(argv[0]);
+		TU_CHECK(rc == 0, "the HAKMEM_CHECK=2 run failed (exit %d)", rc);
+	}
 	return 0;
 }

@@ -50,5 +50,9 @@ cat "$tmp/ctypes.out"
 
 same_output python-default "$py" "$workload" --threads 3 --rounds 40
 same_output python-malloc env PYTHONMALLOC=malloc "$py" "$workload" --threads 3 --rounds 40
+# paranoid checks (canaries after every block): a real program's memory use
+# must pass them, and its output must not change
+same_output python-malloc-check2 env HAKMEM_CHECK=2 PYTHONMALLOC=malloc "$py" "$workload" \
+	--threads 3 --rounds 20
 grep -q '^total [0-9a-f]\{64\}$' "$tmp/python-malloc.hak" || fail "workload printed no total"
 exit 0

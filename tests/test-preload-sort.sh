@@ -38,5 +38,8 @@ same_output sort-numeric sort -k2,2n -k1,1r -s "$tmp/input"
 same_output sort-parallel sort --parallel=2 -S 64M "$tmp/input"
 mkdir "$tmp/t"
 same_output sort-merge sort --parallel=2 -S 256K -T "$tmp/t" -u "$tmp/input"
+# paranoid checks (canaries after every block) and no checks
+same_output sort-check2 env HAKMEM_CHECK=2 sort --parallel=2 -S 64M "$tmp/input"
+same_output sort-check0 env HAKMEM_CHECK=0 sort --parallel=2 -S 64M "$tmp/input"
 [ "$(wc -l <"$tmp/sort-plain.hak")" -eq 120000 ] || fail "sort lost lines"
 exit 0

@@ -41,7 +41,7 @@ static struct hak_page *new_page(unsigned cls)
 static unsigned list_len(struct hak_block *b)
 {
 	unsigned n = 0;
-	for (; b; b = b->next) {
+	for (; b; b = hak__link_dec(b, b->next)) {
 		UCHECK(n <= MAX_BLOCKS, "free list longer than a page can hold: a cycle?");
 		n++;
 	}
@@ -67,7 +67,7 @@ static struct hak_block *pop(struct hak_page *pg)
 	struct hak_block *b = pg->free;
 	if (!b)
 		return NULL;
-	pg->free = b->next;
+	pg->free = hak__link_dec(b, b->next);
 	pg->used++;
 	b->marker = 0;
 	return b;
@@ -77,7 +77,7 @@ static struct hak_block *pop(struct hak_page *pg)
 static void push_local(struct hak_page *pg, struct hak_block *b)
 {
 	b->marker = hak__free_marker(b);
-	b->next = pg->free;
+	b->next = hak__link_enc(b, pg->free);
 	pg->free = b;
 	pg->used--;
 }
@@ -204,7 +204,7 @@ START_TEST(remote_push_and_drain)
 		ck_assert_uint_eq(pg->used, n - k);
 		ck_assert_uint_eq(list_len(pg->free), k);
 		memset(seen, 0, sizeof seen);
-		for (struct hak_block *b = pg->free; b; b = b->next)
+		for (struct hak_block *b = pg->free; b; b = hak__link_dec(b, b->next))
 			seen[block_index(pg, b)]++;
 		for (unsigned i = 0; i < k; i++)
 			ck_assert_uint_eq(seen[block_index(pg, blk[i])], 1);
@@ -230,9 +230,9 @@ START_TEST(double_free_after_remote_push_aborts)
 	static struct hak_block *blk[MAX_BLOCKS];
 	struct hak_page *pg = new_page(hak__class_of(64));
 	take_all(pg, blk);
-	hak__block_check(pg, blk[3]); /* a live block passes */
+	hak__block_check(pg, blk[3], hak__call_free); /* a live block passes */
 	hak__remote_push(pg, blk[3]);
-	hak__block_check(pg, blk[3]); /* must not return */
+	hak__block_check(pg, blk[3], hak__call_free); /* must not return */
 }
 END_TEST
 
@@ -241,7 +241,7 @@ START_TEST(interior_pointer_aborts)
 	static struct hak_block *blk[MAX_BLOCKS];
 	struct hak_page *pg = new_page(hak__class_of(1000));
 	take_all(pg, blk);
-	hak__block_check(pg, (char *)blk[2] + 16);
+	hak__block_check(pg, (char *)blk[2] + 16, hak__call_free);
 }
 END_TEST
 
@@ -249,7 +249,7 @@ START_TEST(free_page_aborts)
 {
 	struct hak_page *pg = new_page(hak__class_of(64));
 	atomic_store(&pg->owner, HAK_OWNER_FREE);
-	hak__block_check(pg, pg->start);
+	hak__block_check(pg, pg->start, hak__call_free);
 }
 END_TEST
 
@@ -318,7 +318,7 @@ START_TEST(concurrent_push_drain)
 		/* each pushed block is on the local list exactly once */
 		memset(seen, 0, sizeof seen);
 		unsigned len = 0;
-		for (struct hak_block *b = pg->free; b; b = b->next) {
+		for (struct hak_block *b = pg->free; b; b = hak__link_dec(b, b->next)) {
 			unsigned idx = block_index(pg, b);
 			UCHECK(!seen[idx], "round %u: block %u on the list twice", r, idx);
 			seen[idx] = 1;
