@@ -71,15 +71,12 @@ void hak__canary_check(void *p, size_t usable, const char *call)
 		hak__fatal_ptr(call, "heap overflow (the canary after the block was overwritten)", p);
 }
 
-/* A decoded link left its page: the end of a list, or a damaged link. */
-struct hak_block *hak__link_end(const struct hak_block *at, struct hak_block *next)
+void hak__link_damaged(const struct hak_block *at)
 {
-	if (next == NULL)
-		return NULL;
 	hak__fatal_ptr("malloc", "free list damaged (a freed block was written to)", at);
 }
 
-void hak__tc_damaged(struct hak_block *b)
+void hak__tc_damaged(const struct hak_block *b)
 {
 	hak__fatal_ptr("malloc", "write after free (a freed block was modified)", b);
 }

@@ -319,17 +319,20 @@ static inline struct hak_block *hak__link_enc(const struct hak_block *at,
 	return (struct hak_block *)((uintptr_t)next ^ (uintptr_t)at ^ hak__guard.link_key);
 }
 #define hak__link_dec hak__link_enc
-/* Whether decoded link next of block at is outside at's page (true for the
- * NULL that ends a list, which hak__link_end then sorts out). */
-static inline bool hak__link_far(const struct hak_block *at, const struct hak_block *next)
+/* Whether decoded link next of block at is damaged: outside at's page and
+ * not the NULL that ends a list.  The common case costs one branch. */
+static inline bool hak__link_bad(const struct hak_block *at, const struct hak_block *next)
 {
-	return (((uintptr_t)next ^ (uintptr_t)at) & hak__guard.check_mask) >= HAK_PAGE_SIZE;
+	return unlikely((((uintptr_t)next ^ (uintptr_t)at) & hak__guard.check_mask) >=
+			HAK_PAGE_SIZE) && next != NULL;
 }
-HAK_HIDDEN struct hak_block *hak__link_end(const struct hak_block *at, struct hak_block *next);
+/* The reports: noreturn, so that the fast paths that call them keep no
+ * stack frame. */
+HAK_HIDDEN __attribute__((noreturn, cold)) void hak__link_damaged(const struct hak_block *at);
+HAK_HIDDEN __attribute__((noreturn, cold)) void hak__tc_damaged(const struct hak_block *b);
 HAK_HIDDEN void hak__block_check(struct hak_page *pg, void *p, const char *call);
 HAK_HIDDEN void hak__canary_set(void *p, size_t usable);
 HAK_HIDDEN void hak__canary_check(void *p, size_t usable, const char *call);
-HAK_HIDDEN void hak__tc_damaged(struct hak_block *b);
 
 /* page.c: carving, local free lists, remote lists ----------------------- */
 HAK_HIDDEN extern struct hak_page hak__empty_page;
@@ -356,8 +359,8 @@ static inline void *hak__page_take(struct hak_heap *h, struct hak_page *pg, unsi
 {
 	struct hak_block *b = pg->free;
 	struct hak_block *next = hak__link_dec(b, b->next);
-	if (unlikely(hak__link_far(b, next)))
-		next = hak__link_end(b, next); /* NULL, or a report and abort */
+	if (hak__link_bad(b, next))
+		hak__link_damaged(b);
 	pg->free = next;
 	pg->used++;
 	b->marker = 0;

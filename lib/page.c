@@ -67,8 +67,8 @@ unsigned hak__page_drain(struct hak_page *pg)
 	unsigned n = 1;
 	struct hak_block *tail = list, *next;
 	while ((next = hak__link_dec(tail, tail->next)) != NULL) {
-		if (unlikely(hak__link_far(tail, next)))
-			hak__link_end(tail, next); /* reports and aborts */
+		if (hak__link_bad(tail, next))
+			hak__link_damaged(tail);
 		tail = next;
 		n++;
 	}

@@ -46,8 +46,8 @@ void *hak__pool_alloc(unsigned cls, struct hak_seg_slot *st)
 		hak__page_extend(pg);
 	struct hak_block *b = pg->free;
 	struct hak_block *next = hak__link_dec(b, b->next);
-	if (unlikely(hak__link_far(b, next)))
-		next = hak__link_end(b, next);
+	if (hak__link_bad(b, next))
+		hak__link_damaged(b);
 	pg->free = next;
 	pg->used++;
 	b->marker = 0;
