@@ -34,6 +34,13 @@ START_TEST(table_shape)
 				      (unsigned)hak__class_size[c - 1]);
 		/* a page holds at least two blocks of every class */
 		ck_assert_uint_ge(HAK_PAGE_SIZE / hak__class_size[c], 2);
+		/* above 4 KiB, no bigger multiple of 128 fits as many blocks */
+		if (hak__class_size[c] > 4096) {
+			size_t per = HAK_PAGE_SIZE / hak__class_size[c];
+			UCHECK(HAK_PAGE_SIZE / (hak__class_size[c] + 128) < per,
+			       "class %u (%u): a page's tail could hold bigger blocks", c,
+			       (unsigned)hak__class_size[c]);
+		}
 	}
 }
 END_TEST
@@ -55,14 +62,23 @@ START_TEST(every_size_fits_smallest_class)
 			      s - 1, prev);
 		UCHECK(c <= prev + 1, "size %zu skips from class %u to %u", s, prev, c);
 		prev = c;
-		/* bounded waste */
-		if (s <= 128)
+		/* bounded waste: in the block up to 4 KiB; above, in the page,
+		 * where a block costs 64 KiB / (blocks per page): within one
+		 * block per page of the best any class could do */
+		if (s <= 128) {
 			UCHECK(cs - s <= 15 || s == 0,
 				      "size %zu wastes %zu bytes in class %zu", s, cs - s, cs);
-		else
+		} else if (s <= 4096) {
 			UCHECK((cs - s) * 4 <= s,
 				      "size %zu wastes %zu bytes (> 25%%) in class %zu", s,
 				      cs - s, cs);
+		} else {
+			size_t per = HAK_PAGE_SIZE / cs;
+			size_t best = HAK_PAGE_SIZE / ((s + 127) & ~(size_t)127);
+			UCHECK(per + 1 >= best,
+			       "size %zu: %zu blocks per page in class %zu, %zu possible",
+			       s, per, cs, best);
+		}
 	}
 	ck_assert_uint_eq(prev, HAK_NUM_CLASSES - 1);
 	ck_assert_uint_eq(hak__class_of(0), 0);
