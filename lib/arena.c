@@ -5,7 +5,9 @@
  * An arena's first 64 KiB holds its header and the descriptors of its 63
  * other pages, so a page's descriptor is found from any block address by
  * masking.  Free pages wait in a LIFO pool (hot pages first); those that
- * stay longer than the purge delay are madvised away, oldest first.
+ * stay longer than the purge delay are madvised away, oldest first, and so
+ * are those beyond the pool's share of memory in use (HAKMEM_PURGE_KEEP_PCT)
+ * at once.
  */
 #include "config.h"
 #include "internal.h"
@@ -15,18 +17,42 @@
 static _Atomic uint32_t pool_lock;
 /* Unpurged free pages, doubly linked: head newest, tail oldest. */
 static struct hak_page *pool_head, *pool_tail;
+static size_t pool_pages; /* on that list */
+static size_t pages_out;  /* handed out and not released: pages in use */
 /* Purged free pages (memory reads as zero), singly linked through next. */
 static struct hak_page *purged_head;
 static struct hak_arena *arena_current; /* arena still handing out fresh pages */
+/* An arena mapped by a thread that lost the race to install its own: the
+ * next one to use, so that no arena is left partly carved. */
+static struct hak_arena *arena_spare;
+
+static bool arena_full(const struct hak_arena *a)
+{
+	return a->pages_carved >= HAK_ARENA_PAGES - 1;
+}
 
 static void pool_unlink(struct hak_page *pg)
 {
 	hak__plist_unlink(&pool_head, &pool_tail, pg);
+	pool_pages--;
 }
 
 static void pool_push_head(struct hak_page *pg)
 {
 	hak__plist_push(&pool_head, &pool_tail, pg);
+	pool_pages++;
+}
+
+/* How many unpurged free pages the pool may keep (pool_lock held): a share
+ * of the pages in use, at least HAK_POOL_KEEP_MIN bytes.  Beyond it, pages
+ * waiting for the purge delay cost more resident memory than their reuse
+ * saves in page faults. */
+#define HAK_POOL_KEEP_MIN ((size_t)4 << 20)
+static size_t pool_keep_pages(void)
+{
+	size_t keep = pages_out / 100 * hak__opt.purge_keep_pct;
+	size_t min = HAK_POOL_KEEP_MIN / HAK_PAGE_SIZE;
+	return keep > min ? keep : min;
 }
 
 static struct hak_arena *arena_new(void)
@@ -71,12 +97,18 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 			pg->purged = 0;
 			HAK_GSTAT_SUB(hak__seg->global.purged_now_bytes, HAK_PAGE_SIZE);
 		}
+		pages_out++;
 		hak__spin_unlock(&pool_lock);
 		HAK_STAT_ADD(st->pages_reused, 1);
 		return pg;
 	}
-	if (arena_current && arena_current->pages_carved < HAK_ARENA_PAGES - 1) {
+	if ((!arena_current || arena_full(arena_current)) && arena_spare) {
+		arena_current = arena_spare;
+		arena_spare = NULL;
+	}
+	if (arena_current && !arena_full(arena_current)) {
 		pg = arena_carve(arena_current);
+		pages_out++;
 		hak__spin_unlock(&pool_lock);
 		HAK_STAT_ADD(st->pages_from_os, 1);
 		return pg;
@@ -87,10 +119,21 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 	if (!fresh)
 		return NULL;
 	hak__spin_lock(&pool_lock);
-	if (!arena_current || arena_current->pages_carved >= HAK_ARENA_PAGES - 1)
+	if (!arena_current || arena_full(arena_current)) {
 		arena_current = fresh;
-	pg = arena_carve(fresh->pages_carved < HAK_ARENA_PAGES - 1 ? fresh : arena_current);
+		fresh = NULL;
+	} else if (!arena_spare) { /* another thread installed one meanwhile */
+		arena_spare = fresh;
+		fresh = NULL;
+	}
+	pg = arena_carve(arena_current);
+	pages_out++;
 	hak__spin_unlock(&pool_lock);
+	if (fresh) { /* a third arena in the race: not needed */
+		hak__map_set(fresh, HAK_ARENA_SIZE, HAK_MAP_NONE);
+		hak__os_unmap(fresh, HAK_ARENA_SIZE);
+		HAK_GSTAT_SUB(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
+	}
 	HAK_STAT_ADD(st->pages_from_os, 1);
 	return pg;
 }
@@ -106,14 +149,20 @@ void hak__page_release(struct hak_page *pg)
 	pg->freed_ns = hak__now_ns();
 	hak__spin_lock(&pool_lock);
 	pool_push_head(pg);
+	pages_out--;
+	bool over = pool_pages > pool_keep_pages();
 	HAK_GSTAT_ADD(hak__seg->global.unpurged_free_bytes, HAK_PAGE_SIZE);
 	hak__spin_unlock(&pool_lock);
-	hak__background_kick();
+	if (over)
+		hak__background_urge();
+	else
+		hak__background_kick();
 }
 
 /* Purge free pages that entered the pool before older_than_ns (all of them
- * when all is set).  Returns the bytes purged.  madvise runs with the lock
- * dropped, on pages taken out of the pool meanwhile. */
+ * when all is set), and the oldest beyond the pool's keep whatever their
+ * age.  Returns the bytes purged.  madvise runs with the lock dropped, on
+ * pages taken out of the pool meanwhile. */
 size_t hak__pages_purge(uint64_t older_than_ns, bool all)
 {
 	enum { BATCH = 64 };
@@ -123,7 +172,9 @@ size_t hak__pages_purge(uint64_t older_than_ns, bool all)
 		unsigned n = 0;
 		hak__spin_lock(&pool_lock);
 		struct hak_page *pg = pool_tail;
-		while (pg && n < BATCH && (all || pg->freed_ns < older_than_ns)) {
+		size_t keep = pool_keep_pages();
+		while (pg && n < BATCH &&
+		       (all || pg->freed_ns < older_than_ns || pool_pages > keep)) {
 			struct hak_page *prev = pg->prev;
 			pool_unlink(pg);
 			HAK_GSTAT_SUB(hak__seg->global.unpurged_free_bytes, HAK_PAGE_SIZE);

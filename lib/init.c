@@ -26,7 +26,8 @@ static bool heap_key_ok;
 /* Background thread state. */
 static _Atomic uint32_t bg_seq;      /* futex word: bumped by every kick */
 static _Atomic int bg_state;         /* 0 none, 1 wanted, 2 starting/running */
-static _Atomic int bg_sleeping;
+static _Atomic int bg_sleeping;      /* BG_*: how the thread sleeps */
+enum { BG_AWAKE, BG_IDLE, BG_TICK };
 
 static void thread_exit(void *arg)
 {
@@ -142,13 +143,12 @@ static void *background_main(void *arg)
 		hak__large_purge(now - delay, false);
 		struct timespec ts = {.tv_sec = (time_t)(tick / 1000000000u),
 				      .tv_nsec = (long)(tick % 1000000000u)};
-		if (!sweep && !purge_pending()) {
-			atomic_store(&bg_sleeping, 1);
-			futex_wait(&bg_seq, seq, NULL); /* idle until the next kick */
-			atomic_store(&bg_sleeping, 0);
-		} else {
-			nanosleep(&ts, NULL);
-		}
+		/* idle until the next kick, or sleep a tick (woken early only
+		 * by hak__background_urge) */
+		bool idle = !sweep && !purge_pending();
+		atomic_store(&bg_sleeping, idle ? BG_IDLE : BG_TICK);
+		futex_wait(&bg_seq, seq, idle ? NULL : &ts);
+		atomic_store(&bg_sleeping, BG_AWAKE);
 	}
 	return NULL;
 }
@@ -165,7 +165,26 @@ void hak__background_kick(void)
 		atomic_store_explicit(&bg_state, 1, memory_order_relaxed);
 		return;
 	}
-	if (s == 2 && atomic_load_explicit(&bg_sleeping, memory_order_relaxed)) {
+	if (s == 2 && atomic_load_explicit(&bg_sleeping, memory_order_relaxed) == BG_IDLE) {
+		atomic_fetch_add(&bg_seq, 1);
+		futex_wake(&bg_seq);
+	}
+}
+
+/* More free pages than the pool may keep: wake the background thread even
+ * from a tick's sleep, once. */
+void hak__background_urge(void)
+{
+	if (!hak__opt.background)
+		return;
+	int s = atomic_load_explicit(&bg_state, memory_order_relaxed);
+	if (s == 0) {
+		atomic_store_explicit(&bg_state, 1, memory_order_relaxed);
+		return;
+	}
+	int sl = atomic_load_explicit(&bg_sleeping, memory_order_relaxed);
+	if (s == 2 && sl != BG_AWAKE &&
+	    atomic_compare_exchange_strong(&bg_sleeping, &sl, BG_AWAKE)) {
 		atomic_fetch_add(&bg_seq, 1);
 		futex_wake(&bg_seq);
 	}

@@ -212,6 +212,7 @@ struct hak_options {
 	unsigned scan_budget;    /* HAKMEM_SCAN_BUDGET: pages examined per adoption */
 	unsigned sweep_ms;       /* HAKMEM_SWEEP_MS: background sweeper, 0 = off */
 	unsigned purge_delay_ms; /* HAKMEM_PURGE_DELAY_MS */
+	unsigned purge_keep_pct; /* HAKMEM_PURGE_KEEP_PCT: free pages kept, % of in use */
 	bool mf2;                /* HAKMEM_MF2_ENABLE */
 	bool stats;              /* HAKMEM_STATS */
 	bool show_stats;         /* HAKMEM_SHOW_STATS */
@@ -423,6 +424,7 @@ static inline void hak__init(void)
 }
 HAK_HIDDEN void hak__thread_started(struct hak_heap *h);
 HAK_HIDDEN void hak__background_kick(void);
+HAK_HIDDEN void hak__background_urge(void);
 HAK_HIDDEN void hak__background_poll(void);
 HAK_HIDDEN void hak__purge_inline(void);
 

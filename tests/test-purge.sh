@@ -1,7 +1,8 @@
 #!/bin/sh
 # test-purge.sh - integ_purge in its modes: memory freed by a program that
 # then idles goes back to the OS by itself (with and without the background
-# thread), and malloc_trim(0) returns it at once.
+# thread), malloc_trim(0) returns it at once, and free pages beyond the
+# pool's keep go back without waiting for the purge delay.
 set -u
 builddir=${HAKMEM_TEST_BUILDDIR:-.}
 prog=$builddir/integ_purge
@@ -10,6 +11,9 @@ fail=0
 for mode in idle trim; do
 	"$prog" $mode || { echo "FAIL: integ_purge $mode" >&2; fail=1; }
 done
+# with an hour's purge delay, the free pages beyond the pool's share of
+# memory in use still go back at once
+HAKMEM_PURGE_DELAY_MS=3600000 "$prog" keep || { echo "FAIL: integ_purge keep" >&2; fail=1; }
 # without the background thread, purging happens on allocator calls only: a
 # program that idles keeps its memory, but trim still works
 HAKMEM_BACKGROUND=0 "$prog" trim || { echo "FAIL: HAKMEM_BACKGROUND=0 integ_purge trim" >&2; fail=1; }
