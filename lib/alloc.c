@@ -65,7 +65,7 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
 	} else {
 		hak__fatal_ptr("free of a pointer hakmem does not own", p);
 	}
-	hak__background_poll();
+	/* (no hak__background_poll here: see init.c) */
 }
 
 /* The cache of class c is full or over budget: make room, then push. */
@@ -78,7 +78,6 @@ static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct 
 	h->tc_bytes += hak__class_size[c];
 	if (--h->drain_tick == 0)
 		hak__heap_drain_tick(h);
-	hak__background_poll();
 }
 
 /* Every call below is a tail call, so the fast path needs no stack frame. */
