@@ -655,22 +655,22 @@ static void *idle_thread(void *arg)
 	return arg;
 }
 
-/* Before the baseline: glibc caches the stacks of the step's threads (with
- * their TLS blocks, which glibc callocs from hakmem), and hakmem starts its
- * background thread (a large free wants a purge, the next slow path starts
- * it); neither then allocates while the test counts. */
+/* Before the baseline: hakmem starts its background thread (a large free
+ * wants a purge, the next allocation starts it), and glibc caches the
+ * stacks of the step's threads (with their TLS blocks, which glibc callocs
+ * from hakmem); neither then allocates while the test counts. */
 static void warm_up(void)
 {
 	pthread_t t[STEP_THREADS];
 	pthread_attr_t attr;
+	free(malloc(MiB));
+	free(malloc(MiB));
 	thread_attr(&attr);
 	for (unsigned i = 0; i < STEP_THREADS; i++)
 		TU_CHECK(pthread_create(&t[i], &attr, idle_thread, NULL) == 0);
 	for (unsigned i = 0; i < STEP_THREADS; i++)
 		TU_CHECK(pthread_join(t[i], NULL) == 0);
 	pthread_attr_destroy(&attr);
-	free(malloc(MiB));
-	free(malloc(MiB));
 	hak_malloc_trim(0);
 }
 
