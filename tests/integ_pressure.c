@@ -9,16 +9,17 @@
  *
  * Two ways to refuse memory, each run in forked children:
  *  - RLIMIT_AS set to the child's current address-space size plus a sweep
- *    of small margins, so that the refusal lands on different mappings
- *    (a new arena, a large span, a new thread's heap, a forked child's
- *    stats segment, a mremap that grows a large block);
+ *    of margins (0 to 24 MiB), so that the refusal lands on different
+ *    mappings (a new arena, a large span, a new thread's heap, a forked
+ *    child's stats segment, a mremap that grows a large block);
  *  - injected refusals: this program defines mmap() and mremap(), and the
  *    dynamic linker binds libhakmem's calls to them (a definition in the
  *    executable comes first in the global scope; main() checks that it
  *    does).  They pass through to the kernel with syscall(2), except that
- *    a rule makes them fail with ENOMEM: every call from the k-th on, or
- *    only the k-th, for every k up to the number of calls the workload
- *    makes.  glibc's own mappings (thread stacks) do not go through them.
+ *    a rule makes them fail with ENOMEM: every call from the k-th on, for
+ *    every k up to the number of calls the workload makes, or only the
+ *    k-th (every third k, and the first call of each kind of mapping).
+ *    glibc's own mappings (thread stacks) do not go through them.
  *    With an address hint the rule also places a mapping in an empty
  *    4 GiB region, so that hakmem needs a new leaf of its address map
  *    there, and refuses that leaf: once for a new arena, once for a large
@@ -933,10 +934,10 @@ static void sweep_injected(void)
 		snprintf(label, sizeof label, "every mapping refused from call %lu on", k);
 		run(&c, label);
 		cover(&cv);
-		/* a single refusal: of every other call, and of the first call
+		/* a single refusal: of every third call, and of the first call
 		 * of each kind (the rest behave alike; time is short) */
 		unsigned bit = k < total ? 1u << seq[k] : 0;
-		if (k % 2 && !(bit & ~seen))
+		if (k % 3 && !(bit & ~seen))
 			continue;
 		seen |= bit;
 		c = (struct run_cfg){ .mode = RUN_FAIL_ONCE, .k = k };
@@ -951,10 +952,8 @@ static void sweep_injected(void)
 static void sweep_rlimit(void)
 {
 	static const size_t margins[] = {
-		0, 16 * KiB, 64 * KiB, 128 * KiB, 192 * KiB, 256 * KiB, 320 * KiB,
-		512 * KiB, 768 * KiB, MiB, 2 * MiB, 4 * MiB, 4 * MiB + 256 * KiB,
-		6 * MiB, 8 * MiB, 8 * MiB + 192 * KiB, 10 * MiB, 12 * MiB, 16 * MiB,
-		24 * MiB,
+		0, 64 * KiB, 128 * KiB, 192 * KiB, 256 * KiB, 512 * KiB, MiB, 2 * MiB,
+		4 * MiB, 6 * MiB, 8 * MiB, 8 * MiB + 192 * KiB, 16 * MiB, 24 * MiB,
 	};
 	struct coverage cv = { 0 };
 	char label[96];
