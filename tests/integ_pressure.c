@@ -656,16 +656,17 @@ static void *idle_thread(void *arg)
 	return arg;
 }
 
-/* Before the baseline: hakmem starts its background thread (a large free
- * wants a purge, the next allocation starts it), and glibc caches the
- * stacks of the step's threads (with their TLS blocks, which glibc callocs
- * from hakmem); neither then allocates while the test counts. */
+/* Before the baseline: hakmem starts its background thread (an allocation
+ * starts it once 8 MiB are mapped, or after a free asked for a purge), and
+ * glibc caches the stacks of the step's threads (with their TLS blocks,
+ * which glibc callocs from hakmem); neither then allocates while the test
+ * counts. */
 static void warm_up(void)
 {
 	pthread_t t[STEP_THREADS];
 	pthread_attr_t attr;
-	free(malloc(MiB));
-	free(malloc(MiB));
+	free(malloc(16 * MiB));
+	free(malloc(16 * MiB));
 	thread_attr(&attr);
 	for (unsigned i = 0; i < STEP_THREADS; i++)
 		TU_CHECK(pthread_create(&t[i], &attr, idle_thread, NULL) == 0);
