@@ -87,7 +87,7 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
 	} else {
 		hak__fatal_ptr(hak__call_free, "pointer not allocated by hakmem", p);
 	}
-	hak__background_poll();
+	/* (no hak__background_poll here: see init.c) */
 }
 
 /* Into the thread cache (a block of a page h holds, already checked).  Both
@@ -111,7 +111,6 @@ static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct 
 	tc_push(h, c, b);
 	if (--h->drain_tick == 0)
 		hak__heap_drain_tick(h);
-	hak__background_poll();
 }
 
 /* A free into a page h holds, the checks done. */

@@ -563,8 +563,13 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	/* b is live until pushed: read the class while the page cannot change */
 	unsigned cls = pg->class_idx;
 	if (h == &hak__empty_heap) {
+		int saved = errno;
 		h = hak__heap_get();
-		if (!h) { /* no heap and no memory for one: free remotely, uncounted */
+		if (!h) { /* no heap and no memory for one: free remotely, counted
+			   * in the shared overflow slot (the sums must stay exact) */
+			errno = saved;
+			HAK_GSTAT_ADD(hak__seg->global.overflow.remote_frees, 1);
+			HAK_GSTAT_ADD(hak__seg->global.overflow.frees[cls], 1);
 			if (hak__remote_push(pg, b)) {
 				uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 				if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL && o != 0)

@@ -154,7 +154,8 @@ static void *background_main(void *arg)
 }
 
 /* Note that there is (or may be) memory to purge.  Never starts the thread
- * itself: callers may hold locks; hak__background_poll() does, later. */
+ * itself: callers may hold locks, and free() may run under glibc's
+ * stack-cache lock; hak__background_poll() does, later. */
 void hak__background_kick(void)
 {
 	if (!hak__opt.background) {
@@ -190,13 +191,23 @@ void hak__background_urge(void)
 	}
 }
 
-/* Start the background thread if it was asked for.  Call with no lock held
- * (pthread_create allocates). */
+/* Start the background thread if it was asked for, or, before anything
+ * asks, once the process has mapped HAK_BG_EAGER bytes: its memory may be
+ * freed later with no allocation after it, and free() cannot start the
+ * thread.
+ *
+ * Call from allocation paths only, with no lock held: pthread_create takes
+ * glibc's stack-cache lock, and glibc calls free() under that lock when it
+ * reclaims the TLS of exited threads (pthread_join, detached exits); a
+ * free() that started the thread there would deadlock. */
+#define HAK_BG_EAGER (2 * HAK_ARENA_SIZE)
 void hak__background_poll(void)
 {
-	int want = 1;
-	if (atomic_load_explicit(&bg_state, memory_order_relaxed) != 1 ||
-	    !atomic_compare_exchange_strong(&bg_state, &want, 2))
+	int s = atomic_load_explicit(&bg_state, memory_order_relaxed);
+	bool eager = s == 0 && hak__opt.background &&
+		     atomic_load_explicit((_Atomic uint64_t *)&hak__seg->global.mapped_bytes,
+					  memory_order_relaxed) >= HAK_BG_EAGER;
+	if ((s != 1 && !eager) || !atomic_compare_exchange_strong(&bg_state, &s, 2))
 		return;
 	int saved = errno;
 	pthread_attr_t attr;

@@ -28,10 +28,24 @@ static size_t round_up(size_t x, size_t a)
 	return (x + a - 1) & ~(a - 1);
 }
 
-static struct hak_seg_slot *my_stats(void)
+/* Count large allocations (alloc) or frees and their bytes in the calling
+ * thread's slot; a thread that could not get a heap counts in the shared
+ * overflow slot with atomic adds, so that the sums stay exact.  The call
+ * being counted succeeded: errno stays as it was. */
+static void count_large(bool alloc, uint64_t calls, uint64_t bytes)
 {
+	int saved = errno;
 	struct hak_heap *h = hak__heap_get();
-	return h ? h->st : NULL;
+	errno = saved;
+	if (h) {
+		struct hak_seg_slot *st = h->st;
+		HAK_STAT_ADD(*(alloc ? &st->large_allocs : &st->large_frees), calls);
+		HAK_STAT_ADD(*(alloc ? &st->large_alloc_bytes : &st->large_free_bytes), bytes);
+	} else {
+		struct hak_seg_slot *ov = &hak__seg->global.overflow;
+		HAK_GSTAT_ADD(*(alloc ? &ov->large_allocs : &ov->large_frees), calls);
+		HAK_GSTAT_ADD(*(alloc ? &ov->large_alloc_bytes : &ov->large_free_bytes), bytes);
+	}
 }
 
 /* A cached mapping of at least need bytes and at most a quarter more. */
@@ -100,11 +114,7 @@ void *hak__large_alloc(size_t size, size_t align, bool zero)
 		hak__canary_set(user, hdr->size);
 	if (zero && !fresh)
 		memset(user, 0, size);
-	struct hak_seg_slot *st = my_stats();
-	if (st) {
-		HAK_STAT_ADD(st->large_allocs, 1);
-		HAK_STAT_ADD(st->large_alloc_bytes, hdr->size);
-	}
+	count_large(true, 1, hdr->size);
 	return user;
 }
 
@@ -139,11 +149,7 @@ void hak__large_free(void *p)
 	struct hak_large *hdr = hak__large_hdr(p, hak__call_free);
 	void *base = hdr->base;
 	size_t size = hdr->map_size;
-	struct hak_seg_slot *st = my_stats();
-	if (st) {
-		HAK_STAT_ADD(st->large_frees, 1);
-		HAK_STAT_ADD(st->large_free_bytes, hdr->size);
-	}
+	count_large(false, 1, hdr->size);
 	hdr->magic = ~(hak__guard.secret ^ (uintptr_t)p); /* a second free is a double free */
 	if (size <= hak__opt.large_cache / 4) {
 		uint64_t now = hak__now_ns();
@@ -189,9 +195,7 @@ void *hak__large_resize(void *p, size_t size)
 		return NULL;
 	}
 	HAK_GSTAT_ADD(hak__seg->global.mapped_bytes, need - hdr->map_size);
-	struct hak_seg_slot *st = my_stats();
-	if (st)
-		HAK_STAT_ADD(st->large_alloc_bytes, need - hdr->map_size);
+	count_large(true, 0, need - hdr->map_size);
 	hdr->size += need - hdr->map_size;
 	hdr->map_size = need;
 	if (hak__guard.slack)

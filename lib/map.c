@@ -33,10 +33,11 @@ static uint8_t *leaf_get(uintptr_t g)
 }
 
 /* Mark [p, p+size) (64 KiB aligned) as kind.  Returns -1 (ENOMEM) if a
- * leaf could not be mapped; marking HAK_MAP_NONE never fails. */
+ * leaf could not be mapped, with none of the range marked; marking
+ * HAK_MAP_NONE never fails. */
 int hak__map_set(void *p, size_t size, unsigned kind)
 {
-	uintptr_t g = (uintptr_t)p >> HAK_PAGE_SHIFT;
+	uintptr_t first = (uintptr_t)p >> HAK_PAGE_SHIFT, g = first;
 	uintptr_t end = ((uintptr_t)p + size + HAK_PAGE_SIZE - 1) >> HAK_PAGE_SHIFT;
 	for (; g < end; g++) {
 		uint8_t *leaf = kind == HAK_MAP_NONE
@@ -46,6 +47,9 @@ int hak__map_set(void *p, size_t size, unsigned kind)
 		if (!leaf) {
 			if (kind == HAK_MAP_NONE)
 				continue;
+			/* a range that crosses into a new leaf: the caller unmaps it,
+			 * so the granules marked below must not stay hakmem's */
+			hak__map_set(p, (size_t)(g - first) << HAK_PAGE_SHIFT, HAK_MAP_NONE);
 			return -1;
 		}
 		atomic_store_explicit((_Atomic uint8_t *)&leaf[g & (HAK_MAP_LEAF_SIZE - 1)],
