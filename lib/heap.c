@@ -366,6 +366,9 @@ static bool take_pending_from(struct hak_heap *h, struct hak_pending *q, unsigne
 			pending_done(pg);
 			HAK_STAT_ADD(h->st->pending_drained, 1);
 			if (own_page_refresh(h, pg) && pg->class_idx == cls) {
+				/* a partial page may have only uncarved blocks */
+				if (!pg->free)
+					hak__page_extend(pg);
 				page_activate(h, pg);
 				found = true;
 				break;
@@ -449,6 +452,19 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 	struct hak_page *pg = h->active[cls];
 	if (pg != &hak__empty_page && (pg->free || hak__page_drain(pg) || hak__page_extend(pg)))
 		return hak__page_take(h, pg, cls);
+	/* Our held pages that took remote frees come before the partial list:
+	 * a page whose last blocks were freed remotely would otherwise stay
+	 * held, empty, for as long as partial pages last.  One other class's
+	 * queue is visited per refill too, for classes no longer allocated. */
+	unsigned budget = hak__opt.scan_budget;
+	if (atomic_load_explicit(&h->own_q[cls].head, memory_order_relaxed) &&
+	    take_pending_from(h, &h->own_q[cls], cls, &budget))
+		return hak__page_take(h, h->active[cls], cls);
+	unsigned oc = h->own_cursor++ % HAK_NUM_CLASSES;
+	if (oc != cls && atomic_load_explicit(&h->own_q[oc].head, memory_order_relaxed)) {
+		unsigned few = 4;
+		take_pending_from(h, &h->own_q[oc], oc, &few);
+	}
 	if ((pg = h->partial[cls])) {
 		hak__page_drain(pg);
 		if (!pg->free)
@@ -477,12 +493,14 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 
 /* The active page of cls has no free block.  The common case, a held page
  * with free blocks on the partial list, is handled inline: no atomic, no
- * call.  Remote frees to held pages are found through the pending queue. */
+ * call, unless the class's own queue has pages (then alloc_refill drains
+ * them first).  Remote frees to held pages are found through that queue. */
 void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 {
 	struct hak_page *pg = h->partial[cls];
 	struct hak_page *old = h->active[cls];
-	if (likely(pg && old->carved == old->capacity)) {
+	if (likely(pg && old->carved == old->capacity &&
+		   !atomic_load_explicit(&h->own_q[cls].head, memory_order_relaxed))) {
 		/* old has no free block left: it goes to the full list */
 		page_activate(h, pg);
 		if (unlikely(!pg->free))
