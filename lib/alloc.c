@@ -213,9 +213,15 @@ static void *realloc_impl(void *p, size_t size)
 		/* stay when the block still fits and is not more than twice too big */
 		return p;
 	}
+	int saved = errno;
 	void *q = hak__malloc(size);
-	if (!q)
+	if (!q) {
+		if (size <= old) { /* a shrink never fails: keep the block */
+			errno = saved;
+			return p;
+		}
 		return NULL; /* p is left untouched, errno is ENOMEM */
+	}
 	memcpy(q, p, old < size ? old : size);
 	hak__free(p);
 	return q;

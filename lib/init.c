@@ -173,7 +173,9 @@ void hak__background_kick(void)
 }
 
 /* More free pages than the pool may keep: wake the background thread even
- * from a tick's sleep, once. */
+ * from a tick's sleep.  The sequence is bumped even when the thread is
+ * awake, so that the sleep it is about to start (with the sequence it read
+ * before this purge pass) returns at once. */
 void hak__background_urge(void)
 {
 	if (!hak__opt.background)
@@ -183,12 +185,12 @@ void hak__background_urge(void)
 		atomic_store_explicit(&bg_state, 1, memory_order_relaxed);
 		return;
 	}
+	if (s != 2)
+		return;
+	atomic_fetch_add(&bg_seq, 1);
 	int sl = atomic_load_explicit(&bg_sleeping, memory_order_relaxed);
-	if (s == 2 && sl != BG_AWAKE &&
-	    atomic_compare_exchange_strong(&bg_sleeping, &sl, BG_AWAKE)) {
-		atomic_fetch_add(&bg_seq, 1);
+	if (sl != BG_AWAKE && atomic_compare_exchange_strong(&bg_sleeping, &sl, BG_AWAKE))
 		futex_wake(&bg_seq);
-	}
 }
 
 /* Start the background thread if it was asked for, or, before anything

@@ -788,6 +788,33 @@ static void pressure_child(void *arg)
 	TU_CHECK(s.threads == s0.threads, "%u threads own a heap, want %u", s.threads,
 		 s0.threads);
 
+	/* a realloc that shrinks never fails, not even now (as with glibc):
+	 * it keeps the block when a smaller one cannot be had */
+	for (size_t i = 0; i < nlive; i += 8) {
+		struct blk *b = &live[i];
+		size_t m = b->n / 4 ? b->n / 4 : 1;
+		char head[16];
+		size_t h = m < sizeof head ? m : sizeof head;
+		memcpy(head, b->p, h);
+		errno = 0;
+		char *q = realloc(b->p, m);
+		TU_CHECK(q != NULL, "realloc shrinking %zu to %zu bytes failed under pressure",
+			 b->n, m);
+		TU_CHECK(errno == 0, "realloc shrinking %zu bytes changed errno to %d", b->n, errno);
+		TU_CHECK(memcmp(q, head, h) == 0, "realloc shrinking %zu bytes lost the contents",
+			 b->n);
+		b->p = q;
+		b->n = m;
+		b->align = 16;
+		blk_fill(b);
+	}
+	verify_live();
+	stats(&s);
+	usable = live_usable();
+	TU_CHECK(s.bytes_in_use == s0.bytes_in_use + usable,
+		 "after the shrinks: bytes in use %" PRIu64 ", want %" PRIu64 " + %zu",
+		 s.bytes_in_use, s0.bytes_in_use, usable);
+
 	/* memory is back: every call works */
 	pressure_off(c);
 	for (unsigned g = 0; g < NRANGES; g++)
