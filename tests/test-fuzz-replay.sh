@@ -1,0 +1,26 @@
+#!/bin/sh
+# The fuzz target's seed corpus and the inputs that once found bugs
+# (tests/fuzz/seed, tests/fuzz/regress) replayed by fuzz/fuzz_replay, built
+# with the configured compiler, under every drain strategy and the settings
+# that change the paths between pages, threads and the OS.
+set -u
+src=${HAKMEM_TEST_SRCDIR:?}
+bin=${HAKMEM_TEST_BUILDDIR:?}/fuzz/fuzz_replay
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail=0
+for settings in "HAKMEM_DRAIN=adopt" "HAKMEM_DRAIN=owner" \
+	"HAKMEM_DRAIN=roundrobin HAKMEM_DRAIN_PERIOD=1" "HAKMEM_DRAIN=hybrid HAKMEM_SWEEP_MS=1" \
+	"HAKMEM_MF2_ENABLE=0" "HAKMEM_LARGE_CACHE_MB=0 HAKMEM_PURGE_DELAY_MS=0 HAKMEM_STATS=0"; do
+	# shellcheck disable=SC2086
+	if env $settings "$bin" "$src/fuzz/seed" "$src/fuzz/regress" >"$tmp/log" 2>&1; then
+		echo "ok: $settings: $(tail -1 "$tmp/log")"
+	else
+		echo "FAIL: $settings"
+		tail -20 "$tmp/log"
+		echo "repeat with: $settings $bin --trace INPUT"
+		fail=1
+	fi
+done
+exit $fail
