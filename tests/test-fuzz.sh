@@ -9,7 +9,8 @@
 # compiler to use).
 #
 # `make fuzz' runs it for FUZZ_SECONDS (600) with a corpus that is kept in
-# tests/fuzz-corpus/ (HAKMEM_FUZZ_CORPUS) from one campaign to the next.
+# tests/fuzz-corpus/ (HAKMEM_FUZZ_CORPUS) from one campaign to the next,
+# and libFuzzer's output in tests/fuzz-campaign.log.
 set -u
 src=${HAKMEM_TEST_SRCDIR:?}/..
 build=${HAKMEM_TEST_BUILDDIR:?}/..
@@ -59,19 +60,25 @@ $cc $flags -fsanitize=fuzzer$ubsan -o "$tmp/fuzz_alloc" "$src/tests/fuzz/fuzz_al
 	exit 1
 
 # New inputs go to the first corpus directory only; the others are read.
-corpus=${HAKMEM_FUZZ_CORPUS:-$tmp/corpus}
+corpus=$tmp/corpus
+log=$tmp/log
+if [ -n "${HAKMEM_FUZZ_CORPUS:-}" ]; then
+	corpus=$HAKMEM_FUZZ_CORPUS
+	log=$HAKMEM_TEST_BUILDDIR/fuzz-campaign.log
+fi
 mkdir -p "$corpus" "$crashes" || exit 1
 echo "fuzzing for $seconds s with $cc -fsanitize=fuzzer$ubsan ($(nproc) CPUs); corpus $corpus"
 echo "crashes go to $crashes/; replay one with tests/fuzz/fuzz_replay --trace FILE"
+[ "$log" = "$tmp/log" ] || echo "progress: tail -f $log"
 "$tmp/fuzz_alloc" -max_total_time="$seconds" -max_len=4096 -timeout=20 -rss_limit_mb=2048 \
 	-print_final_stats=1 -artifact_prefix="$crashes/" \
-	"$corpus" "$src/tests/fuzz/seed" "$src/tests/fuzz/regress" >"$tmp/log" 2>&1
+	"$corpus" "$src/tests/fuzz/seed" "$src/tests/fuzz/regress" >"$log" 2>&1
 rc=$?
-grep -E '^#[0-9]+.*(DONE|INITED)|^stat::' "$tmp/log"
+grep -E '^#[0-9]+.*(DONE|INITED)|^stat::' "$log"
 if [ $rc -ne 0 ]; then
 	echo "FAIL: the fuzzer exited with $rc"
-	grep -v -E '^#[0-9]+.*(NEW|REDUCE|pulse|RELOAD)' "$tmp/log" | tail -40
-	for f in $(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$tmp/log"); do
+	grep -v -E '^#[0-9]+.*(NEW|REDUCE|pulse|RELOAD)' "$log" | tail -40
+	for f in $(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log"); do
 		echo "input $f (base64):"
 		base64 "$f"
 	done

@@ -843,6 +843,7 @@ static const enum call_fn op_call[] = {
 	[OP_VALLOC] = C_VALLOC, [OP_PVALLOC] = C_PVALLOC,
 };
 
+/* The usable size of a live block is what it was; of NULL, 0. */
 static void op_usable(struct run *r, unsigned si, bool remote)
 {
 	struct slot *s = &r->slots[si];
@@ -960,8 +961,7 @@ static void step(struct run *r)
 		free_slot(r, si, remote);
 		break;
 	case OP_USABLE:
-		if (r->slots[si].p)
-			op_usable(r, si, remote);
+		op_usable(r, si, remote);
 		break;
 	case OP_TRIM:
 		op_trim(r, remote);
