@@ -16,6 +16,7 @@ src=${HAKMEM_TEST_SRCDIR:?}/..
 build=${HAKMEM_TEST_BUILDDIR:?}/..
 cc=${HAKMEM_FUZZ_CC:-clang}
 seconds=${HAKMEM_FUZZ_SECONDS:-60}
+rss_mb=${HAKMEM_FUZZ_RSS_MB:-2048} # libFuzzer stops at this RSS ("out-of-memory")
 crashes=${HAKMEM_TEST_BUILDDIR}/fuzz-crashes
 case $seconds in
 0) echo "SKIP: HAKMEM_FUZZ_SECONDS=0"; exit 77 ;;
@@ -70,7 +71,7 @@ mkdir -p "$corpus" "$crashes" || exit 1
 echo "fuzzing for $seconds s with $cc -fsanitize=fuzzer$ubsan ($(nproc) CPUs); corpus $corpus"
 echo "crashes go to $crashes/; replay one with tests/fuzz/fuzz_replay --trace FILE"
 [ "$log" = "$tmp/log" ] || echo "progress: tail -f $log"
-"$tmp/fuzz_alloc" -max_total_time="$seconds" -max_len=4096 -timeout=20 -rss_limit_mb=2048 \
+"$tmp/fuzz_alloc" -max_total_time="$seconds" -max_len=4096 -timeout=20 -rss_limit_mb="$rss_mb" \
 	-print_final_stats=1 -artifact_prefix="$crashes/" \
 	"$corpus" "$src/tests/fuzz/seed" "$src/tests/fuzz/regress" >"$log" 2>&1
 rc=$?
