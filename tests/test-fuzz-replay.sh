@@ -23,18 +23,28 @@ for settings in "HAKMEM_DRAIN=adopt" "HAKMEM_DRAIN=owner" \
 		fail=1
 	fi
 done
-# Inputs that once lost memory (regress/leak-*) run 60 times: hakmem's
-# mapped memory may not keep growing.  Under adopt only: under owner,
-# roundrobin and hybrid, pages of exited threads are stranded (see
-# tests/README.md), so these inputs grow without bound there.
-for f in "$src"/fuzz/regress/leak-*; do
+# Inputs that lost memory (regress/leak-*) run 60 times: hakmem's mapped
+# memory may not keep growing.  Under adopt only: under owner, roundrobin
+# and hybrid, pages of exited threads are stranded (see tests/README.md).
+# open-leak-* inputs are leaks not fixed yet: reported, not failed; rename
+# one to leak-* once it no longer grows.
+for f in "$src"/fuzz/regress/leak-* "$src"/fuzz/regress/open-leak-*; do
 	[ -f "$f" ] || continue
+	name=$(basename "$f")
 	if HAKMEM_DRAIN=adopt "$bin" --repeat 60 --max-growth-mb 8 "$f" >"$tmp/log" 2>&1; then
-		echo "ok: no growth: $(basename "$f")"
+		case $name in
+		open-*) echo "ok: $name no longer grows: rename it ${name#open-}" ;;
+		*) echo "ok: no growth: $name" ;;
+		esac
 	else
-		echo "FAIL: growth: $(basename "$f")"
-		tail -5 "$tmp/log"
-		fail=1
+		case $name in
+		open-*) echo "known, not fixed: $(tail -1 "$tmp/log")" ;;
+		*)
+			echo "FAIL: growth: $name"
+			tail -5 "$tmp/log"
+			fail=1
+			;;
+		esac
 	fi
 done
 exit $fail

@@ -35,7 +35,8 @@ ubsan=,undefined
 if ! $cc -fsanitize=fuzzer$ubsan -o "$tmp/probe" "$tmp/probe.c" 2>/dev/null; then
 	ubsan=
 	if ! $cc -fsanitize=fuzzer -o "$tmp/probe" "$tmp/probe.c" 2>/dev/null; then
-		echo "SKIP: $cc cannot build libFuzzer targets (install clang and libclang-rt-dev)"
+		echo "SKIP: $cc cannot build libFuzzer targets"
+		echo "(scripts/setup installs clang and libclang-rt-14-dev)"
 		exit 77
 	fi
 fi
