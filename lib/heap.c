@@ -24,6 +24,9 @@
 #include <errno.h>
 #include <string.h>
 
+/* Frees between two visits of an own queue under owner and adopt. */
+#define HAK_OWN_TICK 256u
+
 struct hak_heap hak__empty_heap = {
 	.active = {[0 ... HAK_NUM_CLASSES - 1] = &hak__empty_page},
 };
@@ -72,7 +75,7 @@ static void heap_setup(struct hak_heap *h)
 	h->drain_tick = hak__opt.strategy == HAK_DRAIN_ROUNDROBIN ||
 					hak__opt.strategy == HAK_DRAIN_HYBRID
 				? hak__opt.drain_period
-				: UINT32_MAX;
+				: HAK_OWN_TICK;
 	atomic_store_explicit(&h->alive, 1, memory_order_release);
 	HAK_GSTAT_ADD(hak__seg->global.threads, 1);
 }
@@ -140,7 +143,12 @@ static bool pending_enqueue(uintptr_t o, struct hak_page *pg, unsigned cls,
 	if (atomic_exchange_explicit(&pg->in_pending, 1, memory_order_acq_rel))
 		return false;
 	struct hak_heap *h = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-	pending_link((o & HAK_OWNER_FLOAT) ? &h->pending[cls] : &h->own_q[cls], pg);
+	if (o & HAK_OWNER_FLOAT) {
+		pending_link(&h->pending[cls], pg);
+	} else {
+		pending_link(&h->own_q[cls], pg);
+		atomic_fetch_or_explicit(&h->own_mask, (uint64_t)1 << cls, memory_order_relaxed);
+	}
 	if (st) /* a first enqueue, not a page put back by a consumer */
 		HAK_STAT_ADD(st->pending_enqueued, 1);
 	return true;
@@ -184,7 +192,12 @@ static void pending_requeue(struct hak_page *pg, unsigned cls)
 		return;
 	}
 	struct hak_heap *h = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-	pending_link((o & HAK_OWNER_FLOAT) ? &h->pending[cls] : &h->own_q[cls], pg);
+	if (o & HAK_OWNER_FLOAT) {
+		pending_link(&h->pending[cls], pg);
+	} else {
+		pending_link(&h->own_q[cls], pg);
+		atomic_fetch_or_explicit(&h->own_mask, (uint64_t)1 << cls, memory_order_relaxed);
+	}
 }
 
 /* Holding pages ---------------------------------------------------------- */
@@ -454,17 +467,12 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 		return hak__page_take(h, pg, cls);
 	/* Our held pages that took remote frees come before the partial list:
 	 * a page whose last blocks were freed remotely would otherwise stay
-	 * held, empty, for as long as partial pages last.  One other class's
-	 * queue is visited per refill too, for classes no longer allocated. */
+	 * held, empty, for as long as partial pages last.  (Classes the thread
+	 * no longer allocates are visited from the free path: own_queue_tick.) */
 	unsigned budget = hak__opt.scan_budget;
 	if (atomic_load_explicit(&h->own_q[cls].head, memory_order_relaxed) &&
 	    take_pending_from(h, &h->own_q[cls], cls, &budget))
 		return hak__page_take(h, h->active[cls], cls);
-	unsigned oc = h->own_cursor++ % HAK_NUM_CLASSES;
-	if (oc != cls && atomic_load_explicit(&h->own_q[oc].head, memory_order_relaxed)) {
-		unsigned few = 4;
-		take_pending_from(h, &h->own_q[oc], oc, &few);
-	}
 	if ((pg = h->partial[cls])) {
 		hak__page_drain(pg);
 		if (!pg->free)
@@ -678,11 +686,45 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
 	return drained;
 }
 
+/* Under owner and adopt, every HAK_OWN_TICK frees: refresh the pages on
+ * the own queues that got pages since the last tick (drain them; release
+ * those left without a live block).  A thread that frees but no longer
+ * allocates a class (its thread cache serves it, or it stopped) would
+ * otherwise keep pages that other threads emptied, forever. */
+static void own_queue_tick(struct hak_heap *h)
+{
+	h->drain_tick = HAK_OWN_TICK;
+	if (!atomic_load_explicit(&h->own_mask, memory_order_relaxed))
+		return;
+	uint64_t mask = atomic_exchange_explicit(&h->own_mask, 0, memory_order_acquire);
+	while (mask) {
+		unsigned c = (unsigned)__builtin_ctzll(mask);
+		mask &= mask - 1;
+		struct hak_page *pg, *putback = NULL;
+		while ((pg = pending_pop(&h->own_q[c]))) {
+			if (atomic_load_explicit(&pg->owner, memory_order_acquire) != (uintptr_t)h) {
+				/* floated since: back to its queue after the loop */
+				atomic_store_explicit(&pg->pending_next, putback,
+						      memory_order_relaxed);
+				putback = pg;
+				continue;
+			}
+			pending_done(pg);
+			HAK_STAT_ADD(h->st->pending_drained, 1);
+			own_page_refresh(h, pg);
+		}
+		while ((pg = putback)) {
+			putback = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
+			pending_requeue(pg, c);
+		}
+	}
+}
+
 void hak__heap_drain_tick(struct hak_heap *h)
 {
 	int s = hak__opt.strategy;
 	if (s != HAK_DRAIN_ROUNDROBIN && s != HAK_DRAIN_HYBRID) {
-		h->drain_tick = UINT32_MAX;
+		own_queue_tick(h);
 		return;
 	}
 	h->drain_tick = hak__opt.drain_period;

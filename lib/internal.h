@@ -180,7 +180,8 @@ struct hak_heap {
 	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
 	uint32_t rr_cursor;       /* roundrobin position (class * heaps) */
 	uint32_t refills;         /* slow-path refills so far: the age of full pages */
-	uint32_t own_cursor;      /* next other class whose own queue a refill visits */
+	_Atomic uint64_t own_mask; /* classes whose own queue got pages since the
+				    * last own_queue_tick: set by enqueuers */
 	struct hak_page *partial[HAK_NUM_CLASSES]; /* held pages with free blocks */
 	struct hak_page *full[HAK_NUM_CLASSES];    /* held pages without: newest */
 	struct hak_page *full_tail[HAK_NUM_CLASSES]; /* ... and oldest */
