@@ -31,16 +31,14 @@ static HAK_NOINLINE void *large_alloc(size_t size, size_t align, bool zero)
 }
 
 /* One block of class c: the thread cache, the active page, the slow path.
- * A cached block must still carry its free marker in both words (free
- * writes them): anything else is a write after free. */
+ * (A cached block is checked for writes after free when it leaves the
+ * cache for its page, in hak__heap_tc_flush: a load here would wait for
+ * the block's cache line, which the store below does not.) */
 static inline void *small_alloc(struct hak_heap *h, unsigned c)
 {
 	unsigned n = h->tc_count[c];
 	if (likely(n)) {
 		struct hak_block *b = h->tc[c][--n];
-		uintptr_t fm = hak__free_marker(b);
-		if (unlikely((((uintptr_t)b->next ^ fm) | (b->marker ^ fm)) & hak__guard.check_mask))
-			hak__tc_damaged(b);
 		h->tc_count[c] = (uint16_t)n;
 		h->tc_bytes -= hak__class_size[c];
 		b->marker = 0;
@@ -92,7 +90,8 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
 
 /* Into the thread cache (a block of a page h holds, already checked).  Both
  * words of the block get the free marker: the second finds a double free,
- * both together a write after free when the block is handed out again. */
+ * both together a write after free when the block leaves the cache for its
+ * page. */
 static inline void tc_push(struct hak_heap *h, unsigned c, struct hak_block *b)
 {
 	uintptr_t fm = hak__free_marker(b);

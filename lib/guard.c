@@ -10,9 +10,9 @@
  *      still reported: free could not find its page otherwise).
  *   1  free: the pointer starts a block of a page in use, and is not free
  *      already (double free, also across threads); allocation: the free
- *      list link it follows decodes into the same page, and a block handed
- *      back from the thread cache still carries its free marker (a write
- *      after free in its first 16 bytes).
+ *      list link it follows decodes into the same page, and a block that
+ *      leaves the thread cache for its page still carries its free marker
+ *      in its first 16 bytes (a write after free).
  *   2  as 1, and every block keeps HAK_CANARY_BYTES after its usable size
  *      holding a keyed canary, checked at free, realloc and
  *      malloc_usable_size (a heap overflow past the block).
@@ -78,7 +78,7 @@ void hak__link_damaged(const struct hak_block *at)
 
 void hak__tc_damaged(const struct hak_block *b)
 {
-	hak__fatal_ptr("malloc", "write after free (a freed block was modified)", b);
+	hak__fatal_ptr("free", "write after free (a freed block was modified)", b);
 }
 
 const char hak__call_free[] = "free", hak__call_realloc[] = "realloc";

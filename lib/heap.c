@@ -538,6 +538,10 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 	for (unsigned i = 0; i < out; i++) {
 		struct hak_block *b = h->tc[cls][i];
 		struct hak_page *pg = hak__page_of(b);
+		/* free wrote the marker into both words: a write after free? */
+		uintptr_t fm = hak__free_marker(b);
+		if (unlikely((((uintptr_t)b->next ^ fm) | (b->marker ^ fm)) & hak__guard.check_mask))
+			hak__tc_damaged(b);
 		if (atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h) {
 			b->next = hak__link_enc(b, pg->free);
 			pg->free = b;

@@ -44,7 +44,8 @@ struct bad_case {
 	size_t arg;
 	int use_realloc; /* 1: realloc(p, 64) instead of free(p); 2: hak_free;
 			  * 3: malloc(arg) until the damage is found;
-			  * 4: free(p) on another thread */
+			  * 4: free(p) on another thread;
+			  * 5: free the other blocks of damaged_in_cache */
 	const char *expect; /* the message must contain this */
 	int level;       /* the lowest HAKMEM_CHECK level that catches it */
 };
@@ -137,25 +138,37 @@ static void *mmap_ptr(size_t size)
 	return p;
 }
 
-/* A freed block whose first word (the free-list link, or the cache's copy
- * of the marker) is then overwritten.  It sits in the thread cache. */
-static void *written_after_free(size_t size)
+/* More blocks of one class than its thread cache holds (128): the oldest
+ * cached ones go back to their pages when the others are freed (mode 5). */
+enum { SPILL = 300 };
+static void *spill[SPILL];
+
+/* A freed block whose first 16 bytes are then overwritten at offset off.
+ * In the thread cache (they hold the free marker twice), it is caught when
+ * freeing more blocks of the class spills it to its page; if its page was
+ * floated meanwhile, the free put it on the page's list at once (the first
+ * word an encoded link), and it is caught when allocation follows it. */
+static void *damaged_in_cache(size_t size, size_t off, int byte)
 {
-	char *p = malloc(size);
-	TU_CHECK(p != NULL);
+	for (int i = 0; i < SPILL; i++) {
+		spill[i] = malloc(size);
+		TU_CHECK(spill[i] != NULL);
+	}
+	char *p = spill[0];
 	free(p);
-	memset(p, 0x41, 8);
+	memset(p + off, byte, 8);
+	spill[0] = NULL;
 	return p;
 }
 
-/* The same, the second word (the free marker). */
+static void *written_after_free(size_t size)
+{
+	return damaged_in_cache(size, 0, 0x41);
+}
+
 static void *marker_written_after_free(size_t size)
 {
-	char *p = malloc(size);
-	TU_CHECK(p != NULL);
-	free(p);
-	memset(p + 8, 0, 8);
-	return p;
+	return damaged_in_cache(size, 8, 0);
 }
 
 /* A block on its page's local free list (the thread cache of its class
@@ -228,6 +241,16 @@ static void bad_child(void *varg)
 	case 2:
 		hak_free(p);
 		break;
+	case 5: /* every other block of the class: the cache spills (and no
+		 * page empties, which would carve it afresh); then allocate, in
+		 * case the block had gone to its page's list */
+		for (int i = 1; i < SPILL; i += 2)
+			free(spill[i]);
+		for (int i = 0; i < 100000; i++) {
+			void *volatile q = malloc(ca->c->arg);
+			(void)q;
+		}
+		break;
 	case 4: { /* freed by another thread: a remote free */
 		pthread_t t;
 		TU_CHECK(pthread_create(&t, NULL, free_in_thread, p) == 0);
@@ -266,12 +289,12 @@ static const struct bad_case cases[] = {
 	{ "double free large 10 MiB", freed_block, (size_t)10 << 20, 0, "free(): double free", 1 },
 	{ "double free large after a remote free", remote_freed_block, (size_t)2 << 20, 0,
 	  "free(): double free", 1 },
-	{ "write after free (first word) 64", written_after_free, 64, 3,
-	  "malloc(): write after free", 1 },
-	{ "write after free (first word) 20000", written_after_free, 20000, 3,
-	  "malloc(): write after free", 1 },
-	{ "write after free (second word) 48", marker_written_after_free, 48, 3,
-	  "malloc(): write after free", 1 },
+	{ "write after free (first word) 64", written_after_free, 64, 5,
+	  "free(): write after free", 1 },
+	{ "write after free (first word) 20000", written_after_free, 20000, 5,
+	  "a freed block was", 1 },
+	{ "write after free (second word) 48", marker_written_after_free, 48, 5,
+	  "free(): write after free", 1 },
 	{ "free list link damaged 64", link_damaged, 64, 3, "malloc(): free list damaged", 1 },
 	{ "free list link damaged 4000", link_damaged, 4000, 3, "malloc(): free list damaged", 1 },
 	{ "remote free list link damaged 128", remote_link_damaged, 128, 3,
