@@ -339,13 +339,15 @@ HAK_HIDDEN void hak__canary_check(void *p, size_t usable, const char *call);
 
 /* page.c: carving, local free lists, remote lists ----------------------- */
 HAK_HIDDEN extern struct hak_page hak__empty_page;
-/* Whether p is the start of a block of pg: a multiply by the reciprocal of
- * the block size, no division (offsets are below 2^16, where it is exact). */
+/* Whether p is the start of a block of pg: one multiply by the reciprocal
+ * recip = ceil(2^32 / size), no division.  For off < 2^16 and size <= 2^15,
+ * off * recip = idx * 2^32 + f: off is a multiple of size exactly when the
+ * fraction f is below 2^16 (it is idx * (size * recip - 2^32) < off then;
+ * otherwise f >= recip >= 2^17, without wrapping), and idx is off / size. */
 static inline bool hak__block_start(const struct hak_page *pg, const void *p)
 {
-	size_t off = (size_t)((const char *)p - pg->start);
-	uint32_t idx = (uint32_t)(((uint64_t)off * pg->recip) >> 32);
-	return (size_t)idx * pg->block_size == off && idx < pg->capacity;
+	uint64_t x = (uint64_t)((const char *)p - pg->start) * pg->recip;
+	return (uint32_t)x < 65536 && (x >> 32) < pg->capacity;
 }
 HAK_HIDDEN void hak__page_init(struct hak_page *pg, unsigned cls);
 HAK_HIDDEN bool hak__page_extend(struct hak_page *pg);

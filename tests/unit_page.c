@@ -236,6 +236,24 @@ START_TEST(double_free_after_remote_push_aborts)
 }
 END_TEST
 
+/* hak__block_start against division, for every class and every byte of
+ * the page: true exactly at the start of each of the capacity blocks. */
+START_TEST(block_start_every_offset)
+{
+	struct hak_page *pg = new_page(0);
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		hak__page_init(pg, c);
+		size_t bs = hak__class_size[c];
+		for (size_t off = 0; off < HAK_PAGE_SIZE; off++) {
+			bool want = off % bs == 0 && off / bs < pg->capacity;
+			UCHECK(hak__block_start(pg, pg->start + off) == want,
+			       "class %u (%zu bytes), offset %zu: block_start says %d", c, bs, off,
+			       (int)!want);
+		}
+	}
+}
+END_TEST
+
 START_TEST(interior_pointer_aborts)
 {
 	static struct hak_block *blk[MAX_BLOCKS];
@@ -362,6 +380,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, geometry);
 	tcase_add_test(tc, carving);
 	tcase_add_test(tc, remote_push_and_drain);
+	tcase_add_test(tc, block_start_every_offset);
 	tcase_add_test_raise_signal(tc, double_free_after_remote_push_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, interior_pointer_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, free_page_aborts, SIGABRT);
