@@ -134,6 +134,20 @@ static void pending_link(struct hak_pending *q, struct hak_page *pg)
 							memory_order_relaxed));
 }
 
+/* Link pg on the right queue of the heap in owner word o: the adoptable
+ * pending queue if the page floats, else the holder's own queue (and mark
+ * the class for the holder's own_queue_tick). */
+static void queue_link(uintptr_t o, struct hak_page *pg, unsigned cls)
+{
+	struct hak_heap *h = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
+	if (o & HAK_OWNER_FLOAT) {
+		pending_link(&h->pending[cls], pg);
+	} else {
+		pending_link(&h->own_q[cls], pg);
+		atomic_fetch_or_explicit(&h->own_mask, (uint64_t)1 << cls, memory_order_relaxed);
+	}
+}
+
 /* Queue pg, whose owner word was o, on its owner heap's queue for class
  * cls unless it is queued somewhere already: the adoptable pending queue if
  * it floats, the owner's own queue if held.  Returns true if it linked it. */
@@ -142,13 +156,7 @@ static bool pending_enqueue(uintptr_t o, struct hak_page *pg, unsigned cls,
 {
 	if (atomic_exchange_explicit(&pg->in_pending, 1, memory_order_acq_rel))
 		return false;
-	struct hak_heap *h = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-	if (o & HAK_OWNER_FLOAT) {
-		pending_link(&h->pending[cls], pg);
-	} else {
-		pending_link(&h->own_q[cls], pg);
-		atomic_fetch_or_explicit(&h->own_mask, (uint64_t)1 << cls, memory_order_relaxed);
-	}
+	queue_link(o, pg, cls);
 	if (st) /* a first enqueue, not a page put back by a consumer */
 		HAK_STAT_ADD(st->pending_enqueued, 1);
 	return true;
@@ -191,13 +199,7 @@ static void pending_requeue(struct hak_page *pg, unsigned cls)
 		pending_done(pg);
 		return;
 	}
-	struct hak_heap *h = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-	if (o & HAK_OWNER_FLOAT) {
-		pending_link(&h->pending[cls], pg);
-	} else {
-		pending_link(&h->own_q[cls], pg);
-		atomic_fetch_or_explicit(&h->own_mask, (uint64_t)1 << cls, memory_order_relaxed);
-	}
+	queue_link(o, pg, cls);
 }
 
 /* Holding pages ---------------------------------------------------------- */

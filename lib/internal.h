@@ -349,6 +349,19 @@ static inline bool hak__block_start(const struct hak_page *pg, const void *p)
 	uint64_t x = (uint64_t)((const char *)p - pg->start) * pg->recip;
 	return (uint32_t)x < 65536 && (x >> 32) < pg->capacity;
 }
+/* Pop the first block of pg's local free list (not empty), following the
+ * encoded link with its check; the block is no longer free. */
+static inline struct hak_block *hak__page_pop(struct hak_page *pg)
+{
+	struct hak_block *b = pg->free;
+	struct hak_block *next = hak__link_dec(b, b->next);
+	if (hak__link_bad(b, next))
+		hak__link_damaged(b);
+	pg->free = next;
+	pg->used++;
+	b->marker = 0;
+	return b;
+}
 HAK_HIDDEN void hak__page_init(struct hak_page *pg, unsigned cls);
 HAK_HIDDEN bool hak__page_extend(struct hak_page *pg);
 HAK_HIDDEN unsigned hak__page_drain(struct hak_page *pg);
@@ -362,13 +375,7 @@ HAK_HIDDEN struct hak_heap *hak__heap_get(void);
 /* Hand out the first free block of pg, which h holds (pg->free != NULL). */
 static inline void *hak__page_take(struct hak_heap *h, struct hak_page *pg, unsigned cls)
 {
-	struct hak_block *b = pg->free;
-	struct hak_block *next = hak__link_dec(b, b->next);
-	if (hak__link_bad(b, next))
-		hak__link_damaged(b);
-	pg->free = next;
-	pg->used++;
-	b->marker = 0;
+	struct hak_block *b = hak__page_pop(pg);
 	HAK_STAT_ADD(h->st->allocs[cls], 1);
 	return b;
 }

@@ -44,13 +44,7 @@ void *hak__pool_alloc(unsigned cls, struct hak_seg_slot *st)
 	}
 	if (!pg->free)
 		hak__page_extend(pg);
-	struct hak_block *b = pg->free;
-	struct hak_block *next = hak__link_dec(b, b->next);
-	if (hak__link_bad(b, next))
-		hak__link_damaged(b);
-	pg->free = next;
-	pg->used++;
-	b->marker = 0;
+	struct hak_block *b = hak__page_pop(pg);
 	if (!pg->free && pg->carved == pg->capacity)
 		pool_unlink(pc, pg);
 	hak__spin_unlock(&pc->lock);
