@@ -12,6 +12,7 @@
 #include "config.h"
 #include "internal.h"
 
+#include <sched.h>
 #include <string.h>
 
 static _Atomic uint32_t pool_lock;
@@ -19,6 +20,7 @@ static _Atomic uint32_t pool_lock;
 static struct hak_page *pool_head, *pool_tail;
 static size_t pool_pages; /* on that list */
 static size_t pages_out;  /* handed out and not released: pages in use */
+static size_t purging;    /* taken out of the pool by a purge, being madvised */
 /* Purged free pages (memory reads as zero), singly linked through next. */
 static struct hak_page *purged_head;
 static struct hak_arena *arena_current; /* arena still handing out fresh pages */
@@ -85,6 +87,13 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 {
 	struct hak_page *pg = NULL;
 	hak__spin_lock(&pool_lock);
+	/* pages being purged come back within a system call: wait for them
+	 * rather than carve new ones */
+	while (!pool_head && !purged_head && purging) {
+		hak__spin_unlock(&pool_lock);
+		sched_yield();
+		hak__spin_lock(&pool_lock);
+	}
 	if (pool_head || purged_head) {
 		if (pool_head) {
 			pg = pool_head;
@@ -181,6 +190,7 @@ size_t hak__pages_purge(uint64_t older_than_ns, bool all)
 			batch[n++] = pg;
 			pg = prev;
 		}
+		purging += n;
 		hak__spin_unlock(&pool_lock);
 		if (!n)
 			return purged;
@@ -196,10 +206,19 @@ size_t hak__pages_purge(uint64_t older_than_ns, bool all)
 			purged_head = batch[i];
 			HAK_GSTAT_ADD(hak__seg->global.purged_now_bytes, HAK_PAGE_SIZE);
 		}
+		purging -= n;
 		hak__spin_unlock(&pool_lock);
 		if (n < BATCH)
 			return purged;
 	}
+}
+
+/* In a forked child: a purge that was in flight in the parent's background
+ * thread never finishes here; its pages (at most one batch) are lost to
+ * the child, and nobody may wait for them. */
+void hak__arena_fork_child(void)
+{
+	purging = 0;
 }
 
 void hak__arena_lock_all(void)

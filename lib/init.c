@@ -62,6 +62,7 @@ static void unlock_all(void)
 static void fork_child(void)
 {
 	unlock_all();
+	hak__arena_fork_child();
 	atomic_store(&bg_state, 0); /* the background thread did not come along */
 	atomic_store(&bg_sleeping, 0);
 	struct hak_heap *self = hak__tl_heap;

@@ -291,6 +291,7 @@ HAK_HIDDEN struct hak_page *hak__page_alloc(struct hak_seg_slot *st);
 HAK_HIDDEN void hak__page_release(struct hak_page *pg);
 HAK_HIDDEN size_t hak__pages_purge(uint64_t older_than_ns, bool all);
 HAK_HIDDEN void hak__arena_lock_all(void);
+HAK_HIDDEN void hak__arena_fork_child(void);
 HAK_HIDDEN void hak__arena_unlock_all(void);
 
 /* guard.c: misuse detection (HAKMEM_CHECK), keys, reports ----------------- */
