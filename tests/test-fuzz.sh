@@ -62,17 +62,22 @@ $cc $flags -fsanitize=fuzzer$ubsan -o "$tmp/fuzz_alloc" "$src/tests/fuzz/fuzz_al
 	exit 1
 
 # New inputs go to the first corpus directory only; the others are read.
+# make check runs with a fixed seed, so that a red run can be repeated;
+# a campaign (make fuzz) with a random one (0), unless HAKMEM_FUZZ_SEED says.
 corpus=$tmp/corpus
 log=$tmp/log
+seed=${HAKMEM_FUZZ_SEED:-1}
 if [ -n "${HAKMEM_FUZZ_CORPUS:-}" ]; then
 	corpus=$HAKMEM_FUZZ_CORPUS
 	log=$HAKMEM_TEST_BUILDDIR/fuzz-campaign.log
+	seed=${HAKMEM_FUZZ_SEED:-0}
 fi
 mkdir -p "$corpus" "$crashes" || exit 1
-echo "fuzzing for $seconds s with $cc -fsanitize=fuzzer$ubsan ($(nproc) CPUs); corpus $corpus"
+echo "fuzzing for $seconds s with $cc -fsanitize=fuzzer$ubsan ($(nproc) CPUs), seed $seed; corpus $corpus"
 echo "crashes go to $crashes/; replay one with tests/fuzz/fuzz_replay --trace FILE"
 [ "$log" = "$tmp/log" ] || echo "progress: tail -f $log"
-"$tmp/fuzz_alloc" -max_total_time="$seconds" -max_len=4096 -timeout=20 -rss_limit_mb="$rss_mb" \
+"$tmp/fuzz_alloc" -seed="$seed" -max_total_time="$seconds" -max_len=4096 -timeout=20 \
+	-rss_limit_mb="$rss_mb" \
 	-print_final_stats=1 -artifact_prefix="$crashes/" \
 	"$corpus" "$src/tests/fuzz/seed" "$src/tests/fuzz/regress" >"$log" 2>&1
 rc=$?
