@@ -29,20 +29,26 @@ $cc $flags -DHAVE_CONFIG_H -include "$src/tests/hak-api.h" -o "$tmp/stress" \
 	"$src/tests/stress_threads.c" "$src/tests/testutil.c" $objs -lrt || exit 1
 
 fail=0
-for s in owner roundrobin hybrid adopt; do
+# the four strategies, then adopt with the paranoid checks (canaries) and
+# the free-page pool at its minimum (purges racing with allocation)
+for s in owner roundrobin hybrid adopt adopt-check2; do
+	extra=
+	[ "$s" = adopt-check2 ] && { s=adopt; extra="HAKMEM_CHECK=2 HAKMEM_PURGE_KEEP_PCT=0"; }
+	label="$s${extra:+ $extra}"
 	# short runs: TSan slows the program ten times; the sweeper and a short
 	# drain period exercise the paths between threads
-	if HAKMEM_DRAIN=$s HAKMEM_DRAIN_PERIOD=2 HAKMEM_SWEEP_MS=2 \
+	# shellcheck disable=SC2086 # extra is a list of assignments
+	if env $extra HAKMEM_DRAIN=$s HAKMEM_DRAIN_PERIOD=2 HAKMEM_SWEEP_MS=2 \
 		TSAN_OPTIONS="halt_on_error=0 exitcode=66" \
 		"$tmp/stress" --quiet --threads 6 --generations 3 --seed 5 >"$tmp/log" 2>&1; then
-		echo "ok: $s"
+		echo "ok: $label"
 	else
-		echo "FAIL: $s"
+		echo "FAIL: $label"
 		head -60 "$tmp/log"
 		fail=1
 	fi
 	if grep -q "WARNING: ThreadSanitizer" "$tmp/log"; then
-		echo "FAIL: $s: ThreadSanitizer report"
+		echo "FAIL: $label: ThreadSanitizer report"
 		fail=1
 	fi
 done
