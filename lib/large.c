@@ -84,7 +84,7 @@ void *hak__large_alloc(size_t size, size_t align, bool zero)
 		errno = ENOMEM;
 		return NULL;
 	}
-	size_t need = round_up(off + size, HAK_PAGE_SIZE);
+	size_t need = round_up(off + size + hak__guard.slack, HAK_PAGE_SIZE);
 	size_t map_size = 0;
 	char *base = NULL;
 	bool fresh = true;
@@ -179,7 +179,7 @@ void *hak__large_resize(void *p, size_t size)
 	size_t off = (size_t)((char *)p - (char *)hdr->base);
 	if (size > PTRDIFF_MAX - off - HAK_PAGE_SIZE)
 		return NULL;
-	size_t need = round_up(off + size, HAK_PAGE_SIZE);
+	size_t need = round_up(off + size + hak__guard.slack, HAK_PAGE_SIZE);
 	/* extend the mapping where it stands; never moves (alignment).  A
 	 * refusal is not an error for the caller, who then moves the block. */
 	int saved = errno;

@@ -354,6 +354,21 @@ static void good_child(void *unused)
 		TU_CHECK(p != NULL);
 		free(p);
 	}
+	/* large blocks that end exactly at (or a few bytes short of) the end of
+	 * their mapping, reached by malloc and by realloc growing in place:
+	 * with canaries, the mapping must still hold the whole request */
+	for (size_t k = 1; k <= 4; k++) {
+		for (size_t d = 0; d <= 8; d += 4) {
+			size_t n = k * 65536 + 65536 - 64 - d;
+			char *p = malloc(n);
+			TU_CHECK(p != NULL && malloc_usable_size(p) >= n);
+			memset(p, 2, n);
+			p = realloc(p, n + 65536);
+			TU_CHECK(p != NULL && malloc_usable_size(p) >= n + 65536);
+			memset(p, 3, n + 65536);
+			free(p);
+		}
+	}
 	free(NULL);
 }
 
