@@ -159,10 +159,10 @@ void hak__free(void *p)
 /* The rest ----------------------------------------------------------------- */
 
 /* The usable size of block p, validated for call (realloc or
- * malloc_usable_size). */
-static size_t usable_of(void *p, const char *call)
+ * malloc_usable_size); *kind gets p's HAK_MAP_ kind. */
+static size_t usable_of(void *p, const char *call, unsigned *kind_out)
 {
-	unsigned kind = hak__map_kind(p);
+	unsigned kind = *kind_out = hak__map_kind(p);
 	if (kind == HAK_MAP_SMALL) {
 		struct hak_page *pg = hak__page_of(p);
 		hak__block_check(pg, p, call);
@@ -175,7 +175,8 @@ static size_t usable_of(void *p, const char *call)
 
 size_t hak__usable(void *p)
 {
-	return p ? usable_of(p, "malloc_usable_size") : 0;
+	unsigned kind;
+	return p ? usable_of(p, "malloc_usable_size", &kind) : 0;
 }
 
 static void *calloc_impl(size_t n, size_t size)
@@ -201,8 +202,9 @@ static void *realloc_impl(void *p, size_t size)
 		hak__free(p);
 		return NULL;
 	}
-	size_t old = usable_of(p, hak__call_realloc);
-	if (hak__map_kind(p) == HAK_MAP_LARGE) {
+	unsigned kind;
+	size_t old = usable_of(p, hak__call_realloc, &kind);
+	if (kind == HAK_MAP_LARGE) {
 		if (size > HAK_SMALL_MAX) {
 			void *q = hak__large_resize(p, size);
 			if (q)

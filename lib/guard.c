@@ -4,8 +4,10 @@
  * reports.  Every report is one line on stderr naming the address, then
  * abort(), as glibc does.
  *
- * What each level checks (the fast paths in alloc.c and internal.h mask
- * their checks with check_mask, so level 0 runs the same code unchecked):
+ * What each level checks (free's fast path branches on level; the link and
+ * thread-cache checks are masked with check_mask, so level 0 runs the same
+ * code without them; slack and small_limit route level 2's calls through
+ * the paths that write canaries):
  *   0  nothing beyond what routing needs (a pointer hakmem never mapped is
  *      still reported: free could not find its page otherwise).
  *   1  free: the pointer starts a block of a page in use, and is not free

@@ -202,6 +202,24 @@ static void pending_requeue(struct hak_page *pg, unsigned cls)
 	queue_link(o, pg, cls);
 }
 
+/* Popped pages set aside during a scan (linked through pending_next, which
+ * the popper owns) go back to their current owners' queues after it, or
+ * the scan would pop them again at once. */
+static void putback_add(struct hak_page **putback, struct hak_page *pg)
+{
+	atomic_store_explicit(&pg->pending_next, *putback, memory_order_relaxed);
+	*putback = pg;
+}
+
+static void putback_requeue(struct hak_page *putback, unsigned cls)
+{
+	struct hak_page *pg;
+	while ((pg = putback)) {
+		putback = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
+		pending_requeue(pg, cls);
+	}
+}
+
 /* Holding pages ---------------------------------------------------------- */
 
 static struct hak_page **list_head(struct hak_heap *h, struct hak_page *pg)
@@ -409,9 +427,7 @@ static bool take_pending_from(struct hak_heap *h, struct hak_pending *q, unsigne
 			}
 		}
 		if (refuse || !page_take(h, pg, o)) {
-			/* put back after the scan, or we would pop it again at once */
-			atomic_store_explicit(&pg->pending_next, putback, memory_order_relaxed);
-			putback = pg;
+			putback_add(&putback, pg);
 			continue;
 		}
 		pending_done(pg);
@@ -428,10 +444,7 @@ static bool take_pending_from(struct hak_heap *h, struct hak_pending *q, unsigne
 			break;
 		}
 	}
-	while ((pg = putback)) { /* note: requeue goes to the current owner */
-		putback = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
-		pending_requeue(pg, cls);
-	}
+	putback_requeue(putback, cls);
 	return found;
 }
 
@@ -709,20 +722,14 @@ static void own_queue_tick(struct hak_heap *h)
 		struct hak_page *pg, *putback = NULL;
 		while ((pg = pending_pop(&h->own_q[c]))) {
 			if (atomic_load_explicit(&pg->owner, memory_order_acquire) != (uintptr_t)h) {
-				/* floated since: back to its queue after the loop */
-				atomic_store_explicit(&pg->pending_next, putback,
-						      memory_order_relaxed);
-				putback = pg;
+				putback_add(&putback, pg); /* floated since */
 				continue;
 			}
 			pending_done(pg);
 			HAK_STAT_ADD(h->st->pending_drained, 1);
 			own_page_refresh(h, pg);
 		}
-		while ((pg = putback)) {
-			putback = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
-			pending_requeue(pg, c);
-		}
+		putback_requeue(putback, c);
 	}
 }
 
