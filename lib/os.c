@@ -170,5 +170,6 @@ void hak__fatal_ptr(const char *call, const char *what, const void *p)
 	hak__write_err("hakmem: ", call, "(): ");
 	hak__write_err(what, ": ", NULL);
 	hak__write_err(hak__fmt_hex(hex, (uintptr_t)p), "\n", NULL);
+	hak__stats_exit(); /* no stale stats segment left behind */
 	abort();
 }

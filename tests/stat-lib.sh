@@ -60,6 +60,8 @@ stop_child() {
 start_helper() {
 	sleep 60 &
 	HELPER=$!
+	# a segment left under this pid by a dead process is not the helper's
+	rm -f "$SHM/hakmem.$HELPER"
 	HELPERS="$HELPERS $HELPER"
 }
 

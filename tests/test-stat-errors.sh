@@ -39,6 +39,9 @@ expect_error "--prune with a bad pid" 2 "bad pid" --prune 1x
 sleep 0 &
 DEAD=$!
 wait $DEAD
+# pids wrap (pid_max is 32768 here): a process that died earlier with this
+# pid, killed before it could remove its segment, would make it "stale"
+rm -f "$SHM/hakmem.$DEAD"
 expect_error "unknown pid" 1 "no such process $DEAD" "$DEAD"
 start_helper
 expect_error "pid without a segment" 1 "process $HELPER is not using hakmem" "$HELPER"
