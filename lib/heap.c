@@ -474,6 +474,7 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 			return NULL;
 	}
 	h->refills++;
+	hak__stats_publish();
 	if (!hak__opt.mf2 && hak__class_size[cls] >= HAK_POOL_MIN_CLASS_SIZE)
 		return hak__pool_alloc(cls, h->st);
 

@@ -424,6 +424,15 @@ HAK_HIDDEN struct hak_seg_slot *hak__stats_slot(unsigned index, struct hak_seg_s
 HAK_HIDDEN void hak__stats_init(void);
 HAK_HIDDEN void hak__stats_fork_child(void);
 HAK_HIDDEN void hak__stats_exit(void);
+HAK_HIDDEN void hak__stats_name_late(void);
+HAK_HIDDEN extern int hak__seg_unnamed;
+
+/* On a slow path: a fork child's segment gets its name now, if it is due. */
+static inline void hak__stats_publish(void)
+{
+	if (unlikely(__atomic_load_n(&hak__seg_unnamed, __ATOMIC_RELAXED)))
+		hak__stats_name_late();
+}
 HAK_HIDDEN void hak__stats_print(int fd);
 
 /* init.c ------------------------------------------------------------------ */

@@ -75,6 +75,7 @@ static void *cache_take(size_t need, size_t *got)
 
 void *hak__large_alloc(size_t size, size_t align, bool zero)
 {
+	hak__stats_publish();
 	if (align < HAK_MIN_ALIGN)
 		align = HAK_MIN_ALIGN;
 	if (size == 0) /* the block must lie inside its mapping */

@@ -4,7 +4,12 @@
  *
  * Every heap writes its own struct hak_seg_slot with relaxed single-writer
  * stores; readers (hak_stats_get here, hakmem-stat in another process) sum
- * the slots.  A forked child moves to a segment of its own at once.
+ * the slots.  A forked child moves to a segment of its own at once, but
+ * names it only at its first slow path (a page refill, a large block, a
+ * new thread's first block) once it has lived HAK_SEG_NAME_DELAY_NS: a
+ * child that execs or _exits soon, as a shell's children do, must not leave
+ * a segment behind that nothing will remove.  Until then the segment is an unnamed file in the shm directory
+ * (O_TMPFILE), linked under its name later, so the counters never move.
  */
 #include "config.h"
 #include "internal.h"
@@ -20,8 +25,17 @@
 
 struct hak_seg_header *hak__seg;
 static struct hak_seg_header private_seg;
-static bool seg_shared;
+static bool seg_shared; /* hak__seg is a named object of this process */
 static char seg_name[32];
+
+/* A fork child's segment before it has a name: the open file (close-on-exec)
+ * and its identity, checked before use, since a program may close every
+ * descriptor after fork and reuse the number. */
+int hak__seg_unnamed; /* 1 while the name is due; read by the slow paths */
+static int unnamed_fd = -1;
+static dev_t unnamed_dev;
+static ino_t unnamed_ino;
+static uint64_t unnamed_since; /* CLOCK_MONOTONIC ns at the fork */
 
 static void seg_name_for(pid_t pid)
 {
@@ -63,6 +77,15 @@ static void header_fill(struct hak_seg_header *s, size_t total)
 	atomic_store_explicit((_Atomic uint32_t *)&s->ready, 1, memory_order_release);
 }
 
+static struct hak_seg_header *seg_map(int fd)
+{
+	size_t total = sizeof(struct hak_seg_header);
+	void *p = MAP_FAILED;
+	if (ftruncate(fd, (off_t)total) == 0)
+		p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 /* Create and map this process's segment; NULL if it cannot be published. */
 static struct hak_seg_header *seg_create(void)
 {
@@ -74,18 +97,79 @@ static struct hak_seg_header *seg_create(void)
 		errno = saved;
 		return NULL;
 	}
-	size_t total = sizeof(struct hak_seg_header);
-	void *p = MAP_FAILED;
-	if (ftruncate(fd, (off_t)total) == 0)
-		p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct hak_seg_header *p = seg_map(fd);
 	close(fd);
-	if (p == MAP_FAILED) {
+	if (!p)
 		shm_unlink(seg_name);
+	seg_shared = p != NULL;
+	errno = saved;
+	return p;
+}
+
+/* The descriptor of the unnamed segment, if it is still ours; else -1. */
+static int unnamed_fd_checked(void)
+{
+	struct stat st;
+	if (unnamed_fd < 0 || fstat(unnamed_fd, &st) != 0 || st.st_dev != unnamed_dev ||
+	    st.st_ino != unnamed_ino)
+		return -1;
+	return unnamed_fd;
+}
+
+/* A fork child's segment, to be named by hak__stats_name_late(); a named
+ * one at once where unnamed files are not supported. */
+static struct hak_seg_header *seg_create_unnamed(void)
+{
+	int saved = errno;
+	int fd = open(HAK_SEG_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		errno = saved;
+		return seg_create();
+	}
+	struct stat st;
+	struct hak_seg_header *p = fstat(fd, &st) == 0 ? seg_map(fd) : NULL;
+	if (!p) {
+		close(fd);
 		errno = saved;
 		return NULL;
 	}
+	unnamed_fd = fd;
+	unnamed_dev = st.st_dev;
+	unnamed_ino = st.st_ino;
+	unnamed_since = hak__now_ns();
+	seg_shared = false;
+	__atomic_store_n(&hak__seg_unnamed, 1, __ATOMIC_RELEASE);
 	errno = saved;
 	return p;
+}
+
+/* Give the fork child's segment its name (at a slow path of any thread,
+ * once the child is old enough: one of them does it).  If the descriptor is no longer ours, the
+ * counters stay where they are, unpublished. */
+void hak__stats_name_late(void)
+{
+	int one = 1;
+	if (hak__now_ns() - unnamed_since < HAK_SEG_NAME_DELAY_NS)
+		return;
+	if (!__atomic_compare_exchange_n(&hak__seg_unnamed, &one, 0, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return;
+	int saved = errno;
+	int fd = unnamed_fd_checked();
+	unnamed_fd = -1;
+	if (fd >= 0) {
+		char proc[48], path[64], num[24];
+		strcpy(proc, "/proc/self/fd/");
+		strcat(proc, hak__fmt_u64(num, (uint64_t)fd));
+		seg_name_for(getpid());
+		strcpy(path, HAK_SEG_DIR);
+		strcat(path, seg_name);
+		unlink(path); /* a stale one from a dead process with our pid */
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+			seg_shared = true;
+		close(fd);
+	}
+	errno = saved;
 }
 
 void hak__stats_init(void)
@@ -93,7 +177,6 @@ void hak__stats_init(void)
 	struct hak_seg_header *s = NULL;
 	if (hak__opt.stats)
 		s = seg_create();
-	seg_shared = s != NULL;
 	if (!s)
 		s = &private_seg;
 	header_fill(s, sizeof *s);
@@ -105,14 +188,22 @@ struct hak_seg_slot *hak__stats_slot(unsigned index, struct hak_seg_slot *fallba
 	return index < HAK_SEG_SLOTS ? &hak__seg->slots[index] : fallback;
 }
 
-/* In a fork child: publish a segment of our own, carrying the counters
- * over, and point every heap at it.  Single-threaded here. */
+/* In a fork child: a segment of our own (named later), carrying the
+ * counters over, and every heap pointed at it.  Single-threaded here. */
 void hak__stats_fork_child(void)
 {
 	struct hak_seg_header *old = hak__seg;
-	if (!seg_shared)
+	if (old == &private_seg)
 		return;
-	struct hak_seg_header *s = seg_create();
+	int saved = errno;
+	/* the parent's unnamed file, if its name was still due: not ours */
+	int inherited = unnamed_fd_checked();
+	if (inherited >= 0)
+		close(inherited);
+	unnamed_fd = -1;
+	__atomic_store_n(&hak__seg_unnamed, 0, __ATOMIC_RELAXED);
+	seg_shared = false;
+	struct hak_seg_header *s = seg_create_unnamed();
 	if (!s)
 		s = &private_seg;
 	memcpy(s, old, sizeof *s);
@@ -120,8 +211,6 @@ void hak__stats_fork_child(void)
 	hak__seg = s;
 	for (struct hak_heap *h = hak__heaps_first(); h; h = hak__heap_next(h))
 		h->st = hak__stats_slot(h->index, &h->own_stats);
-	seg_shared = s != &private_seg;
-	int saved = errno;
 	munmap(old, sizeof *old); /* the parent's: the child must not write it */
 	errno = saved;
 }

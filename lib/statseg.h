@@ -18,6 +18,9 @@
 #include <stdint.h>
 
 #define HAK_SEG_PREFIX "/hakmem."
+#define HAK_SEG_DIR "/dev/shm" /* where shm_open(3) keeps them, on Linux */
+/* a fork child names its segment at its first slow path after this long */
+#define HAK_SEG_NAME_DELAY_NS 100000000u
 #define HAK_SEG_MAGIC 0x314745534b4d4148ULL /* "HAKMSEG1" little-endian */
 #define HAK_SEG_LAYOUT 1
 #define HAK_SEG_CLASSES 48 /* room for classes; header says how many are used */

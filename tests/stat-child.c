@@ -10,8 +10,13 @@
  *         large_size=X remote=R
  * and waits for SIGUSR1; then everything is freed, the threads are joined
  * and main returns (so the library's destructor runs).  With --fork, after
- * "ready" the process forks a child that allocates CHILD_BLOCKS blocks,
- * prints "child pid=C", and also waits for SIGUSR1, then calls exit(0).
+ * "ready" the process forks a child that waits CHILD_DELAY_MS (a fork child
+ * names its segment at a slow path once it is 0.1 s old), allocates
+ * CHILD_BLOCKS blocks, prints "child pid=C", and also waits for SIGUSR1,
+ * then calls exit(0).  With --fork-brief, after "ready" it forks BRIEF
+ * children that allocate CHILD_BLOCKS blocks and _exit, and BRIEF that
+ * allocate and exec /bin/true, reaps them and prints "brief PID..." (their
+ * pids), as a shell does with its children.
  * --exit: allocate, print ready, and return at once.  alarm() bounds the
  * life of either process so that a broken test never leaves it behind.
  */
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SMALL_SIZE 100
@@ -31,6 +37,8 @@
 #define LARGE_PER_THREAD 2
 #define CHILD_SIZE 200
 #define CHILD_BLOCKS 300
+#define CHILD_DELAY_MS 150
+#define BRIEF 8
 #define LIFETIME_S 60
 #define MAX_THREADS 64
 
@@ -87,6 +95,42 @@ static void wait_usr1(void)
 	sigwait(&set, &sig);
 }
 
+/* Fork 2 * BRIEF short-lived children (see above); print their pids. */
+static void fork_brief(void)
+{
+	pid_t pids[2 * BRIEF];
+	for (unsigned i = 0; i < 2 * BRIEF; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0) {
+			perror("stat-child: fork");
+			exit(3);
+		}
+		if (pids[i] == 0) {
+			char *b[CHILD_BLOCKS];
+			for (unsigned k = 0; k < CHILD_BLOCKS; k++)
+				b[k] = touch(CHILD_SIZE + 64 * (k % 8));
+			free(touch(LARGE_SIZE));
+			if (i < BRIEF)
+				_exit(0);
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+	}
+	printf("brief");
+	for (unsigned i = 0; i < 2 * BRIEF; i++) {
+		int st;
+		while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "stat-child: brief child %ld failed\n", (long)pids[i]);
+			exit(3);
+		}
+		printf(" %ld", (long)pids[i]);
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
 static unsigned arg_num(const char *s, unsigned lo, unsigned hi)
 {
 	char *end;
@@ -101,10 +145,12 @@ static unsigned arg_num(const char *s, unsigned lo, unsigned hi)
 int main(int argc, char **argv)
 {
 	unsigned threads = 4, blocks = 1000;
-	int do_fork = 0, quick = 0;
+	int do_fork = 0, quick = 0, brief = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--fork"))
 			do_fork = 1;
+		else if (!strcmp(argv[i], "--fork-brief"))
+			brief = 1;
 		else if (!strcmp(argv[i], "--exit"))
 			quick = 1;
 		else if (!strcmp(argv[i], "-t") && i + 1 < argc)
@@ -112,7 +158,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "-n") && i + 1 < argc)
 			blocks = arg_num(argv[++i], MID_DIVISOR, 1000000);
 		else {
-			fprintf(stderr, "usage: stat-child [-t THREADS] [-n BLOCKS] [--fork|--exit]\n");
+			fprintf(stderr, "usage: stat-child [-t THREADS] [-n BLOCKS] [--fork|--fork-brief|--exit]\n");
 			return 2;
 		}
 	}
@@ -155,6 +201,9 @@ int main(int argc, char **argv)
 		}
 		if (child == 0) {
 			alarm(LIFETIME_S);
+			struct timespec ts = {0, CHILD_DELAY_MS * 1000000L};
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
 			char *b[CHILD_BLOCKS];
 			for (unsigned i = 0; i < CHILD_BLOCKS; i++)
 				b[i] = touch(CHILD_SIZE);
@@ -167,6 +216,8 @@ int main(int argc, char **argv)
 			exit(0);
 		}
 	}
+	if (brief)
+		fork_brief();
 	if (!quick)
 		wait_usr1();
 	pthread_barrier_wait(&release);

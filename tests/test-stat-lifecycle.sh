@@ -1,7 +1,8 @@
 #!/bin/sh
 # The segment's life: created 0600 at start, removed at normal exit, absent
-# with HAKMEM_STATS=0, and a forked child publishes its own segment while
-# the parent's keeps describing the parent.
+# with HAKMEM_STATS=0, a forked child publishes its own segment while the
+# parent's keeps describing the parent, and children that _exit or exec at
+# once leave none.
 . "${srcdir:-.}/stat-lib.sh"
 need_python
 
@@ -76,4 +77,22 @@ wait_gone "$SHM/hakmem.$C" && pass "forked child's segment removed at its exit(0
 	fail "parent's segment removed by the child's exit"
 stop_child
 wait_gone "$SHM/hakmem.$P" || fail "parent's segment left behind"
+
+# Children that allocate and then _exit or exec at once, as a shell's do,
+# leave no segment behind (nothing would ever remove it).
+start_child -t 1 -n 100 --fork-brief
+wait_for "$TMP/child.out" '^brief ' || fail "--fork-brief children did not finish"
+left=
+for c in $(sed -n 's/^brief //p' "$TMP/child.out"); do
+	[ -e "$SHM/hakmem.$c" ] && left="$left $c"
+done
+if [ -z "$left" ] && grep -q '^brief [0-9]' "$TMP/child.out"; then
+	pass "short-lived fork children (_exit, exec) left no segment"
+else
+	fail "short-lived fork children left segments:$left"
+	for c in $left; do rm -f "$SHM/hakmem.$c"; done
+fi
+[ -e "$SHM/hakmem.$CHILD_PID" ] && pass "their parent's segment is still there" ||
+	fail "the parent's segment went away with its children"
+stop_child
 finish
