@@ -19,7 +19,9 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -172,11 +174,79 @@ void hak__stats_name_late(void)
 	errno = saved;
 }
 
+/* Remove the segments of our user's dead processes: a process that ends
+ * with _exit (as dash does) or is killed cannot remove its own.  Only
+ * regular files named HAK_SEG_PREFIX<pid>, owned by us, untouched for
+ * HAK_SEG_STALE_S, whose pid does not exist; each is looked at again just
+ * before it goes, so a new process that took the pid keeps its own.
+ * Reads the directory with getdents64 into a buffer on the stack: opendir
+ * would allocate. */
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+static bool stale_candidate(int dir, const char *name, time_t before, pid_t *pid,
+			    struct stat *st)
+{
+	const char *p = name;
+	const char *prefix = HAK_SEG_PREFIX + 1; /* without the slash */
+	size_t n = strlen(prefix);
+	if (strncmp(p, prefix, n) != 0)
+		return false;
+	uint64_t v = 0;
+	p += n;
+	if (*p < '1' || *p > '9')
+		return false;
+	for (; *p >= '0' && *p <= '9' && v < (1u << 30); p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	if (*p || v >= (1u << 30) || (pid_t)v == getpid())
+		return false;
+	*pid = (pid_t)v;
+	return fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st->st_mode) &&
+	       st->st_uid == geteuid() && st->st_mtime < before;
+}
+
+static void seg_sweep_stale(void)
+{
+	int dir = open(HAK_SEG_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return;
+	_Alignas(8) char buf[2048];
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	time_t before = now.tv_sec - HAK_SEG_STALE_S;
+	long got;
+	while ((got = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+		for (long at = 0; at < got;) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + at);
+			at += d->d_reclen;
+			pid_t pid;
+			struct stat st, again;
+			if (!stale_candidate(dir, d->d_name, before, &pid, &st))
+				continue;
+			if (kill(pid, 0) == 0 || errno != ESRCH)
+				continue;
+			if (fstatat(dir, d->d_name, &again, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    again.st_ino == st.st_ino && again.st_mtime == st.st_mtime)
+				unlinkat(dir, d->d_name, 0);
+		}
+	}
+	close(dir);
+}
+
 void hak__stats_init(void)
 {
 	struct hak_seg_header *s = NULL;
-	if (hak__opt.stats)
+	if (hak__opt.stats) {
+		int saved = errno;
 		s = seg_create();
+		seg_sweep_stale();
+		errno = saved;
+	}
 	if (!s)
 		s = &private_seg;
 	header_fill(s, sizeof *s);

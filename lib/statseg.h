@@ -21,6 +21,8 @@
 #define HAK_SEG_DIR "/dev/shm" /* where shm_open(3) keeps them, on Linux */
 /* a fork child names its segment at its first slow path after this long */
 #define HAK_SEG_NAME_DELAY_NS 100000000u
+/* a process removes its user's segments of dead processes this old */
+#define HAK_SEG_STALE_S 60
 #define HAK_SEG_MAGIC 0x314745534b4d4148ULL /* "HAKMSEG1" little-endian */
 #define HAK_SEG_LAYOUT 1
 #define HAK_SEG_CLASSES 48 /* room for classes; header says how many are used */

@@ -95,4 +95,38 @@ fi
 [ -e "$SHM/hakmem.$CHILD_PID" ] && pass "their parent's segment is still there" ||
 	fail "the parent's segment went away with its children"
 stop_child
+
+# Segments that processes which ended with _exit or were killed left
+# behind: a hakmem process that starts removes those of its user's dead
+# processes once they are a minute old, and nothing else.
+sleep 0 &
+D1=$!
+wait $D1
+sleep 0 &
+D2=$!
+wait $D2
+start_helper
+OLD=$SHM/hakmem.$D1 YOUNG=$SHM/hakmem.$D2 ALIVE=$SHM/hakmem.$HELPER
+printf 'x' >"$OLD" && printf 'x' >"$YOUNG" && printf 'x' >"$ALIVE" ||
+	fail "cannot plant segments"
+touch -d '2 minutes ago' "$OLD" "$ALIVE"
+OTHER=
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+	sleep 0 &
+	D3=$!
+	wait $D3
+	OTHER=$SHM/hakmem.$D3
+	printf 'x' >"$OTHER" && chown nobody "$OTHER" && touch -d '2 minutes ago' "$OTHER"
+fi
+"$CHILD" --exit -t 1 -n 100 >"$TMP/out" 2>&1 || fail "stat-child --exit: $(cat "$TMP/out")"
+[ ! -e "$OLD" ] && pass "a dead process's old segment removed by the next start" ||
+	fail "$OLD (dead pid, 2 minutes old) still there"
+[ -e "$YOUNG" ] && pass "a dead process's segment younger than a minute kept" ||
+	fail "$YOUNG (dead pid, new) removed"
+[ -e "$ALIVE" ] && pass "an old segment under a live pid kept" ||
+	fail "$ALIVE (live pid) removed"
+if [ -n "$OTHER" ]; then
+	[ -e "$OTHER" ] && pass "another user's old segment kept" || fail "$OTHER (nobody's) removed"
+fi
+rm -f "$OLD" "$YOUNG" "$ALIVE" $OTHER
 finish
