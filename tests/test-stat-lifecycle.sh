@@ -79,22 +79,30 @@ stop_child
 wait_gone "$SHM/hakmem.$P" || fail "parent's segment left behind"
 
 # Children that allocate and then _exit or exec at once, as a shell's do,
-# leave no segment behind (nothing would ever remove it).
-start_child -t 1 -n 100 --fork-brief
-wait_for "$TMP/child.out" '^brief ' || fail "--fork-brief children did not finish"
-left=
-for c in $(sed -n 's/^brief //p' "$TMP/child.out"); do
-	[ -e "$SHM/hakmem.$c" ] && left="$left $c"
-done
-if [ -z "$left" ] && grep -q '^brief [0-9]' "$TMP/child.out"; then
-	pass "short-lived fork children (_exit, exec) left no segment"
-else
-	fail "short-lived fork children left segments:$left"
+# leave no segment behind (nothing would ever remove it).  A child that the
+# machine stalls for 0.1 s names its segment, as it should: so up to three
+# rounds, one of which must leave nothing.
+round=1
+while :; do
+	start_child -t 1 -n 100 --fork-brief
+	wait_for "$TMP/child.out" '^brief ' || fail "--fork-brief children did not finish"
+	left=
+	for c in $(sed -n 's/^brief //p' "$TMP/child.out"); do
+		[ -e "$SHM/hakmem.$c" ] && left="$left $c"
+	done
 	for c in $left; do rm -f "$SHM/hakmem.$c"; done
-fi
-[ -e "$SHM/hakmem.$CHILD_PID" ] && pass "their parent's segment is still there" ||
-	fail "the parent's segment went away with its children"
-stop_child
+	[ -e "$SHM/hakmem.$CHILD_PID" ] || fail "the parent's segment went away with its children"
+	stop_child
+	if [ -z "$left" ] && grep -q '^brief [0-9]' "$TMP/child.out"; then
+		pass "short-lived fork children (_exit, exec) left no segment (round $round)"
+		break
+	fi
+	if [ "$round" -eq 3 ]; then
+		fail "short-lived fork children left segments:$left"
+		break
+	fi
+	round=$((round + 1))
+done
 
 # Segments that processes which ended with _exit or were killed left
 # behind: a hakmem process that starts removes those of its user's dead

@@ -36,6 +36,7 @@
 #define SHARED_SLOTS 256
 #define CHILD_TIMEOUT_S 60 /* hang guard: a deadlocked child */
 #define HDR 16             /* block header: size and key */
+#define NAME_AFTER_MS 120  /* a fork child's segment is named after 0.1 s */
 
 static uint64_t seed = 0xf0f0f0f0u;
 static unsigned n_children = 16;
@@ -170,6 +171,8 @@ static void child_body(unsigned number, int depth)
 	struct tu_rng r;
 	unsigned n = 0;
 
+	struct timespec born;
+	clock_gettime(CLOCK_MONOTONIC, &born);
 	alarm(CHILD_TIMEOUT_S);
 	tu_set_context("child %u (depth %d, pid %ld), seed %" PRIu64, number, depth,
 		       (long)getpid(), seed);
@@ -208,9 +211,22 @@ static void child_body(unsigned number, int depth)
 	struct hak_stats st;
 	TU_CHECK(hak_stats_get(&st, sizeof st) == 0);
 	TU_CHECK(st.remote_frees > 0 || st.large_frees > 0);
-	if (tu_stats_segment_exists(getppid()))
+	if (tu_stats_segment_exists(getppid())) {
+		/* a fork child names its segment at a slow path once it is
+		 * 0.1 s old (a large block is one) */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long age_ms = (now.tv_sec - born.tv_sec) * 1000 +
+			      (now.tv_nsec - born.tv_nsec) / 1000000;
+		if (age_ms < NAME_AFTER_MS) {
+			struct timespec d = {0, (NAME_AFTER_MS - age_ms) * 1000000L};
+			while (nanosleep(&d, &d) < 0 && errno == EINTR)
+				;
+		}
+		free(malloc(1 << 20));
 		TU_CHECK(tu_stats_segment_exists(getpid()),
 			 "the parent publishes a stats segment, this child does not");
+	}
 
 	if (depth == 0 && number % 4 == 1)
 		run_grandchild(number);
