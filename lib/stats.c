@@ -38,6 +38,7 @@ static int unnamed_fd = -1;
 static dev_t unnamed_dev;
 static ino_t unnamed_ino;
 static uint64_t unnamed_since; /* CLOCK_MONOTONIC ns at the fork */
+#define HAK_SEG_FD_MIN 100
 
 static void seg_name_for(pid_t pid)
 {
@@ -127,6 +128,13 @@ static struct hak_seg_header *seg_create_unnamed(void)
 	if (fd < 0) {
 		errno = saved;
 		return seg_create();
+	}
+	/* kept open until the name is given: out of the way of the low
+	 * numbers that a child about to exec arranges */
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, HAK_SEG_FD_MIN);
+	if (high >= 0) {
+		close(fd);
+		fd = high;
 	}
 	struct stat st;
 	struct hak_seg_header *p = fstat(fd, &st) == 0 ? seg_map(fd) : NULL;
