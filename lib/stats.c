@@ -185,8 +185,9 @@ void hak__stats_name_late(void)
 /* Remove the segments of our user's dead processes: a process that ends
  * with _exit (as dash does) or is killed cannot remove its own.  Only
  * regular files named HAK_SEG_PREFIX<pid>, owned by us, untouched for
- * HAK_SEG_STALE_S, whose pid does not exist; each is looked at again just
- * before it goes, so a new process that took the pid keeps its own.
+ * HAK_SEG_STALE_S, whose pid does not exist: the file is looked at after
+ * the pid, so a new process that took the pid meanwhile keeps its own (it
+ * is new).
  * Reads the directory with getdents64 into a buffer on the stack: opendir
  * would allocate. */
 struct linux_dirent64 {
@@ -197,8 +198,7 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-static bool stale_candidate(int dir, const char *name, time_t before, pid_t *pid,
-			    struct stat *st)
+static bool stale(int dir, const char *name, time_t before)
 {
 	const char *p = name;
 	const char *prefix = HAK_SEG_PREFIX + 1; /* without the slash */
@@ -213,9 +213,12 @@ static bool stale_candidate(int dir, const char *name, time_t before, pid_t *pid
 		v = v * 10 + (uint64_t)(*p - '0');
 	if (*p || v >= (1u << 30) || (pid_t)v == getpid())
 		return false;
-	*pid = (pid_t)v;
-	return fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st->st_mode) &&
-	       st->st_uid == geteuid() && st->st_mtime < before;
+	/* the cheap test first: most entries belong to live processes */
+	if (kill((pid_t)v, 0) == 0 || errno != ESRCH)
+		return false;
+	struct stat st;
+	return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	       st.st_uid == geteuid() && st.st_mtime < before;
 }
 
 static void seg_sweep_stale(void)
@@ -232,14 +235,7 @@ static void seg_sweep_stale(void)
 		for (long at = 0; at < got;) {
 			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + at);
 			at += d->d_reclen;
-			pid_t pid;
-			struct stat st, again;
-			if (!stale_candidate(dir, d->d_name, before, &pid, &st))
-				continue;
-			if (kill(pid, 0) == 0 || errno != ESRCH)
-				continue;
-			if (fstatat(dir, d->d_name, &again, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    again.st_ino == st.st_ino && again.st_mtime == st.st_mtime)
+			if (stale(dir, d->d_name, before))
 				unlinkat(dir, d->d_name, 0);
 		}
 	}
