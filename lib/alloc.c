@@ -40,7 +40,6 @@ static inline void *small_alloc(struct hak_heap *h, unsigned c)
 	if (likely(n)) {
 		struct hak_block *b = h->tc[c][--n];
 		h->tc_count[c] = (uint16_t)n;
-		h->tc_bytes -= hak__class_size[c];
 		b->marker = 0;
 		HAK_STAT_ADD(h->st->allocs[c], 1);
 		return b;
@@ -100,13 +99,12 @@ static inline void tc_push(struct hak_heap *h, unsigned c, struct hak_block *b)
 	unsigned n = h->tc_count[c];
 	h->tc[c][n] = b;
 	h->tc_count[c] = (uint16_t)(n + 1);
-	h->tc_bytes += hak__class_size[c];
 }
 
-/* The cache of class c is full or over budget: make room, then push. */
+/* The cache of class c is full: make room, then push. */
 static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct hak_block *b)
 {
-	hak__heap_tc_overflow(h, c, hak__class_size[c]);
+	hak__heap_tc_flush(h, c, h->tc_count[c] / 2);
 	tc_push(h, c, b);
 	if (--h->drain_tick == 0)
 		hak__heap_drain_tick(h);
@@ -117,8 +115,7 @@ static inline void free_held(struct hak_heap *h, struct hak_page *pg, struct hak
 {
 	unsigned c = pg->class_idx;
 	HAK_STAT_ADD(h->st->frees[c], 1);
-	if (unlikely(h->tc_count[c] >= hak__tc_cap[c] ||
-		     h->tc_bytes + pg->block_size > HAK_TC_BUDGET))
+	if (unlikely(h->tc_count[c] >= hak__tc_cap[c]))
 		return free_cache_full(h, c, b);
 	tc_push(h, c, b);
 	if (unlikely(--h->drain_tick == 0))

@@ -66,7 +66,6 @@ static void heap_setup(struct hak_heap *h)
 		h->full[c] = h->full_tail[c] = NULL;
 		h->tc_count[c] = 0;
 	}
-	h->tc_bytes = 0;
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->tid, (uint64_t)h->tid,
@@ -575,20 +574,6 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 	for (unsigned i = 0; i < keep; i++)
 		h->tc[cls][i] = h->tc[cls][out + i];
 	h->tc_count[cls] = (uint16_t)keep;
-	h->tc_bytes -= (size_t)out * hak__class_size[cls];
-}
-
-/* The cache of cls is full, or adding add bytes would pass the budget:
- * halve cls, then, while still over budget, halve every class. */
-void hak__heap_tc_overflow(struct hak_heap *h, unsigned cls, size_t add)
-{
-	if (h->tc_count[cls] >= hak__tc_cap[cls])
-		hak__heap_tc_flush(h, cls, h->tc_count[cls] / 2);
-	/* over budget: halve the other classes in turn, the oldest blocks first */
-	for (unsigned i = 0; i < 2 * HAK_NUM_CLASSES && h->tc_bytes + add > HAK_TC_BUDGET; i++) {
-		unsigned c = h->tc_victim++ % HAK_NUM_CLASSES;
-		hak__heap_tc_flush(h, c, i < HAK_NUM_CLASSES ? h->tc_count[c] / 2 : 0);
-	}
 }
 
 /* A free into a page h has just taken over (in no list, not active). */

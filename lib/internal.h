@@ -166,15 +166,12 @@ struct hak_pending {
  * block still counts in its page's used (it is not on any page list) and
  * carries the free marker, so a double free is still caught. */
 #define HAK_TC_MAX 128
-#define HAK_TC_BUDGET ((size_t)8 << 20) /* bytes a thread may cache in all */
 HAK_HIDDEN extern const uint8_t hak__tc_cap[HAK_NUM_CLASSES];
 
 /* Per-thread heap.  Only its thread touches active[], the lists and the
  * cache; other threads only push onto pending[]. */
 struct hak_heap {
 	uint16_t tc_count[HAK_NUM_CLASSES];
-	size_t tc_bytes;          /* bytes in the cache, at most HAK_TC_BUDGET */
-	unsigned tc_victim;       /* next class to halve when over budget */
 	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
 	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
@@ -384,7 +381,6 @@ HAK_HIDDEN void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls);
 HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
 				    struct hak_block *b);
 HAK_HIDDEN void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep);
-HAK_HIDDEN void hak__heap_tc_overflow(struct hak_heap *h, unsigned cls, size_t add);
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
 HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);

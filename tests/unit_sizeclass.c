@@ -3,7 +3,8 @@
  *
  * Every request 0..32768 maps to the smallest class that holds it; classes
  * are 16-byte multiples, strictly increasing, end at HAK_SMALL_MAX, and
- * waste at most 15 bytes up to 128 bytes and at most 25% above.  The
+ * waste at most 15 bytes up to 128 bytes and at most 25% above; the thread
+ * cache's caps follow their rule.  The
  * allocator's usable size and its published statistics agree with the
  * table.
  */
@@ -42,6 +43,25 @@ START_TEST(table_shape)
 			       (unsigned)hak__class_size[c]);
 		}
 	}
+}
+END_TEST
+
+/* The thread cache of a class holds 128 blocks, or fewer where 128 would be
+ * more than 256 KiB: exactly that many, and at least 8 (the fast paths keep
+ * no byte count, so this table is the whole bound). */
+START_TEST(cache_caps_follow_the_rule)
+{
+	size_t total = 0;
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		unsigned want = (256u << 10) / hak__class_size[c];
+		if (want > HAK_TC_MAX)
+			want = HAK_TC_MAX;
+		UCHECK(hak__tc_cap[c] == want, "class %u (%u bytes): cache cap %u, want %u", c,
+		       (unsigned)hak__class_size[c], (unsigned)hak__tc_cap[c], want);
+		UCHECK(hak__tc_cap[c] >= 8, "class %u: cache cap %u", c, (unsigned)hak__tc_cap[c]);
+		total += (size_t)hak__tc_cap[c] * hak__class_size[c];
+	}
+	UCHECK(total <= (size_t)6 << 20, "a thread may cache %zu bytes", total);
 }
 END_TEST
 
@@ -145,6 +165,7 @@ int main(void)
 	Suite *s = suite_create("sizeclass");
 	TCase *tc = tu_add_tcase(s, "core", TIMEOUT_S);
 	tcase_add_test(tc, table_shape);
+	tcase_add_test(tc, cache_caps_follow_the_rule);
 	tcase_add_test(tc, every_size_fits_smallest_class);
 	tcase_add_test(tc, class_sizes_map_to_themselves);
 	tcase_add_test(tc, usable_size_is_class_size);
