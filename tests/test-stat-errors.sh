@@ -48,7 +48,7 @@ expect_error "pid without a segment" 1 "process $HELPER is not using hakmem" "$H
 HAKMEM_STATS=0 "$CHILD" -t 1 -n 100 >"$TMP/child.out" 2>&1 &
 CHILD_PID=$!
 wait_for "$TMP/child.out" '^ready ' || fail "HAKMEM_STATS=0 child not ready"
-expect_error "HAKMEM_STATS=0" 1 "process $CHILD_PID is not using hakmem" "$CHILD_PID"
+expect_error "HAKMEM_STATS=0" 1 "process $CHILD_PID uses hakmem but publishes no stats segment" "$CHILD_PID"
 stop_child
 
 # A real segment to damage: copies are planted under the helper's pid (a

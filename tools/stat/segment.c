@@ -81,6 +81,28 @@ int proc_maps_object(pid_t pid, dev_t dev, ino_t ino)
 	return bad ? -1 : found;
 }
 
+/* 1 if process pid maps a file named libhakmem*, 0 if not, -1 if its map
+ * cannot be read. */
+static int proc_maps_hakmem(pid_t pid)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	int found = 0;
+	while (!found && fgets(line, sizeof line, f)) {
+		const char *slash = strrchr(line, '/');
+		if (slash && !strncmp(slash + 1, "libhakmem", 9))
+			found = 1;
+		while (!strchr(line, '\n') && fgets(line, sizeof line, f))
+			;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	return bad ? -1 : found;
+}
+
 /* Read up to len bytes at offset 0; the count read, or -1. */
 static ssize_t read_all(int fd, void *buf, size_t len)
 {
@@ -119,10 +141,16 @@ static enum seg_status read_once(pid_t pid, struct hak_seg_header *snap, char *m
 					 (long)pid);
 				return SEG_NO_PROCESS;
 			}
-			snprintf(msg, cap,
-				 "process %ld is not using hakmem (no stats segment %s; "
-				 "HAKMEM_STATS=0?)",
-				 (long)pid, path);
+			if (proc_maps_hakmem(pid) == 1)
+				snprintf(msg, cap,
+					 "process %ld uses hakmem but publishes no stats segment "
+					 "(HAKMEM_STATS=0, or a forked child not yet 0.1 s old "
+					 "or not allocating since)",
+					 (long)pid);
+			else
+				snprintf(msg, cap,
+					 "process %ld is not using hakmem (no stats segment %s)",
+					 (long)pid, path);
 			return SEG_NO_SEGMENT;
 		}
 		if (e == EACCES) {
