@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <signal.h>
@@ -368,19 +369,102 @@ HAK_PUBLIC double hak_stats_page_reuse_pct(const struct hak_stats *st)
 	return total ? 100.0 * (double)st->pages_reused / (double)total : 0.0;
 }
 
-/* HAKMEM_SHOW_STATS=1: at exit, the summary hakmem-stat PID would print
- * (statfmt.c formats both), written to fd without stdio. */
+static void stats_sample(struct hak_statsum *sum)
+{
+	struct timespec ts;
+	hak__init();
+	stats_sum(sum);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sum->now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	sum->vm_rss = hak__proc_vmrss("/proc/self/status");
+}
+
+/* HAKMEM_SHOW_STATS=1 at exit, and malloc_stats(): the summary hakmem-stat
+ * PID would print (statfmt.c formats both), written to fd without stdio.
+ * The text is kept off the stack, so one caller at a time. */
 void hak__stats_print(int fd)
 {
-	static char text[16384]; /* at exit, once: keep it off the stack */
+	static char text[16384];
+	static _Atomic uint32_t lock;
 	struct hak_statsum sum;
-	struct timespec ts;
 	int saved = errno;
-	hak__init();
-	stats_sum(&sum);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	sum.now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	sum.vm_rss = hak__proc_vmrss("/proc/self/status");
+	stats_sample(&sum);
+	hak__spin_lock(&lock);
 	hak__write_all(fd, text, hak__statfmt_text(&sum, text, sizeof text));
+	hak__spin_unlock(&lock);
 	errno = saved;
 }
+
+/* glibc's malloc statistics calls, answered with hakmem's own figures ------ */
+
+static __attribute__((unused)) void malloc_stats_impl(void)
+{
+	hak__stats_print(STDERR_FILENO);
+}
+
+/* glibc's XML skeleton (one heap: the whole process), with hakmem's
+ * meaning documented in hakmem(3): <size> elements count the blocks in use
+ * in each class (glibc lists free chunks), "mmap" the large blocks. */
+static __attribute__((unused)) int malloc_info_impl(int options, FILE *fp)
+{
+	if (options != 0 || !fp) {
+		errno = EINVAL;
+		return -1;
+	}
+	int saved = errno;
+	struct hak_statsum sum;
+	stats_sample(&sum);
+	uint64_t small_count = 0, small_bytes = 0;
+	fprintf(fp, "<malloc version=\"1\" allocator=\"hakmem\" release=\"%s\">\n",
+		PACKAGE_VERSION);
+	fprintf(fp, "<heap nr=\"0\">\n<sizes>\n");
+	uint64_t from = 1;
+	for (unsigned c = 0; c < sum.num_classes; c++) {
+		const struct hak_statsum_class *k = &sum.cls[c];
+		if (k->in_use)
+			fprintf(fp,
+				"  <size from=\"%llu\" to=\"%llu\" total=\"%llu\" "
+				"count=\"%llu\"/>\n",
+				(unsigned long long)from, (unsigned long long)k->block_size,
+				(unsigned long long)k->bytes_in_use,
+				(unsigned long long)k->in_use);
+		small_count += k->in_use;
+		small_bytes += k->bytes_in_use;
+		from = k->block_size + 1;
+	}
+	fprintf(fp, "</sizes>\n");
+	for (int outer = 0; outer < 2; outer++) {
+		if (outer)
+			fprintf(fp, "</heap>\n");
+		fprintf(fp,
+			"<total type=\"small\" count=\"%llu\" size=\"%llu\"/>\n"
+			"<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n"
+			"<system type=\"current\" size=\"%llu\"/>\n"
+			"<aspace type=\"total\" size=\"%llu\"/>\n",
+			(unsigned long long)small_count, (unsigned long long)small_bytes,
+			(unsigned long long)sum.large.in_use,
+			(unsigned long long)sum.large.bytes_in_use,
+			(unsigned long long)sum.resident_bound,
+			(unsigned long long)sum.mapped_bytes);
+	}
+	fprintf(fp, "</malloc>\n");
+	errno = saved;
+	return 0;
+}
+
+/* glibc's tuning parameters have no meaning here (HAKMEM_* variables tune
+ * hakmem): those glibc knows are accepted and ignored, as tcmalloc does;
+ * any other is an error, as in glibc. */
+static __attribute__((unused)) int mallopt_impl(int param, int value)
+{
+	(void)value;
+	return param == 1 /* M_MXFAST */ || (param <= -1 && param >= -8) ? 1 : 0;
+}
+
+#if defined(HAK_OVERRIDE) && !defined(HAK_NO_OVERRIDE)
+#define HAK_ALIAS(name, target) \
+	extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
+HAK_ALIAS(malloc_stats, malloc_stats_impl);
+HAK_ALIAS(malloc_info, malloc_info_impl);
+HAK_ALIAS(mallopt, mallopt_impl);
+#endif
