@@ -202,7 +202,7 @@ struct linux_dirent64 {
 static bool stale(int dir, const char *name, time_t before)
 {
 	const char *p = name;
-	const char *prefix = HAK_SEG_PREFIX + 1; /* without the slash */
+	const char *prefix = &HAK_SEG_PREFIX[1]; /* without the slash */
 	size_t n = strlen(prefix);
 	if (strncmp(p, prefix, n) != 0)
 		return false;
