@@ -91,31 +91,33 @@ struct hak_block {
  *    the consumer either links it again or clears it (before draining).
  */
 struct hak_page {
-	/* holder-local line */
+	/* holder-local line: written by the holder on every allocation */
 	struct hak_block *free;   /* local free list */
 	uint32_t used;
-	uint32_t capacity;        /* blocks that fit in the page */
 	uint32_t carved;          /* blocks carved so far (lazy carving) */
-	uint32_t block_size;
-	uint8_t class_idx;
 	uint8_t in_list;          /* HAK_LIST_*: which of the holder's lists */
 	uint8_t purged;           /* memory was returned to the OS */
-	uint8_t pad2;
-	uint32_t recip;           /* ceil(2^32 / block_size): offset -> index */
+	uint16_t pad2;
 	uint32_t full_tick;       /* holder's refill count when it became full */
-	uint32_t pad0;
 	struct hak_page *next, *prev; /* holder's partial list / free pool */
 	uint64_t freed_ns;        /* when it entered the free pool */
 	char *start;              /* first byte of the page */
-	/* shared line */
+	/* shared line: what every free reads (the owner, and the class's
+	 * constants beside it, so that a free touches this line only) and
+	 * what other threads write (remote frees, transfers) */
 	_Alignas(HAK_CACHE_LINE) _Atomic(struct hak_block *) remote;
 	_Atomic uintptr_t owner;
 	_Atomic(struct hak_page *) pending_next;
-	_Atomic uint32_t in_pending;
-	uint32_t pad1;
 	_Atomic uint64_t last_transfer_ns; /* lease: time of last ownership change */
+	_Atomic uint32_t in_pending;
 	_Atomic uint32_t float_gen; /* owner heap's generation when it floated the page */
+	uint32_t capacity;        /* blocks that fit in the page */
+	uint32_t block_size;
+	uint32_t recip;           /* ceil(2^32 / block_size): offset -> index */
+	uint8_t class_idx;
 };
+_Static_assert(sizeof(struct hak_page) == 2 * HAK_CACHE_LINE,
+	       "a page descriptor is two cache lines");
 
 /* Intrusive doubly linked lists of pages (through next/prev), pushed at the
  * head; tail is NULL for a list that keeps none. */
@@ -344,7 +346,9 @@ HAK_HIDDEN extern struct hak_page hak__empty_page;
  * otherwise f >= recip >= 2^17, without wrapping), and idx is off / size. */
 static inline bool hak__block_start(const struct hak_page *pg, const void *p)
 {
-	uint64_t x = (uint64_t)((const char *)p - pg->start) * pg->recip;
+	/* pages are 64 KiB aligned: the offset needs no load of pg->start,
+	 * which lies on another cache line of the descriptor */
+	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * pg->recip;
 	return (uint32_t)x < 65536 && (x >> 32) < pg->capacity;
 }
 /* Pop the first block of pg's local free list (not empty), following the
