@@ -87,37 +87,39 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
 	/* (no hak__background_poll here: see init.c) */
 }
 
-/* Into the thread cache (a block of a page h holds, already checked).  Both
- * words of the block get the free marker: the second finds a double free,
- * both together a write after free when the block leaves the cache for its
- * page. */
-static inline void tc_push(struct hak_heap *h, unsigned c, struct hak_block *b)
+/* Into the thread cache of class c, which holds n blocks (a block of a
+ * page h holds, already checked).  Both words of the block get the free
+ * marker fm: the second finds a double free, both together a write after
+ * free when the block leaves the cache for its page. */
+static inline void tc_push(struct hak_heap *h, unsigned c, unsigned n, struct hak_block *b,
+			   uintptr_t fm)
 {
-	uintptr_t fm = hak__free_marker(b);
 	b->marker = fm;
 	b->next = (struct hak_block *)fm;
-	unsigned n = h->tc_count[c];
 	h->tc[c][n] = b;
 	h->tc_count[c] = (uint16_t)(n + 1);
 }
 
 /* The cache of class c is full: make room, then push. */
-static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct hak_block *b)
+static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct hak_block *b,
+					 uintptr_t fm)
 {
 	hak__heap_tc_flush(h, c, h->tc_count[c] / 2);
-	tc_push(h, c, b);
+	tc_push(h, c, h->tc_count[c], b, fm);
 	if (--h->drain_tick == 0)
 		hak__heap_drain_tick(h);
 }
 
-/* A free into a page h holds, the checks done. */
-static inline void free_held(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
+/* A free into a page h holds, the checks done; fm is b's free marker. */
+static inline void free_held(struct hak_heap *h, struct hak_page *pg, struct hak_block *b,
+			     uintptr_t fm)
 {
 	unsigned c = pg->class_idx;
+	unsigned n = h->tc_count[c]; /* read before the counter's store */
 	HAK_STAT_ADD(h->st->frees[c], 1);
-	if (unlikely(h->tc_count[c] >= hak__tc_cap[c]))
-		return free_cache_full(h, c, b);
-	tc_push(h, c, b);
+	if (unlikely(n >= hak__tc_cap[c]))
+		return free_cache_full(h, c, b, fm);
+	tc_push(h, c, n, b, fm);
 	if (unlikely(--h->drain_tick == 0))
 		return hak__heap_drain_tick(h);
 }
@@ -126,7 +128,7 @@ static inline void free_held(struct hak_heap *h, struct hak_page *pg, struct hak
 static HAK_NOINLINE void free_checked(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
 {
 	hak__block_check(pg, b, hak__call_free);
-	free_held(h, pg, b);
+	free_held(h, pg, b, hak__free_marker(b));
 }
 
 /* Every call below is a tail call, so the fast path needs no stack frame. */
@@ -143,14 +145,15 @@ void hak__free(void *p)
 	if (unlikely(atomic_load_explicit(&pg->owner, memory_order_relaxed) != (uintptr_t)h))
 		return free_generic(h, p, kind);
 	struct hak_block *b = p;
+	uintptr_t fm = hak__free_marker(b);
 	unsigned level = hak__guard.level;
 	if (likely(level == 1)) {
-		if (unlikely(!hak__block_start(pg, p) || b->marker == hak__free_marker(b)))
+		if (unlikely(!hak__block_start(pg, p) || b->marker == fm))
 			return free_checked(h, pg, b);
 	} else if (level) {
 		return free_checked(h, pg, b);
 	}
-	return free_held(h, pg, b);
+	return free_held(h, pg, b, fm);
 }
 
 /* The rest ----------------------------------------------------------------- */
