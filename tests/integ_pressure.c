@@ -111,6 +111,7 @@ struct report {
 	unsigned threads, threads_refused; /* new threads; those whose malloc failed */
 	unsigned threads_not_started;
 	unsigned private_stats;          /* forked children without a segment */
+	unsigned mapped_stats;           /* forked children with one (named or not) */
 	uintptr_t hinted_at;             /* where the hinted mapping went */
 };
 static struct report *rep;
@@ -604,8 +605,10 @@ static void fork_step(uint64_t seed)
 		struct hak_stats st;
 		size_t keep = nlive;
 		tu_rng_seed(&r, seed);
-		if (!tu_stats_segment_exists(getpid()))
+		if (!tu_stats_segment_exists(getpid()) && !tu_stats_segment_mapped())
 			__atomic_add_fetch(&rep->private_stats, 1, __ATOMIC_RELAXED);
+		else
+			__atomic_add_fetch(&rep->mapped_stats, 1, __ATOMIC_RELAXED);
 		for (unsigned g = 0; g < NRANGES; g++)
 			try_alloc(A_MALLOC, g, &r);
 		verify_live();
@@ -945,6 +948,8 @@ static void sweep_injected(void)
 	char label[96];
 
 	run(&c, "plan without refusals");
+	TU_CHECK(rep->mapped_stats && !rep->private_stats,
+		 "without refusals, the forked child has no stats segment");
 	for (unsigned k = 0; k < MK_COUNT; k++)
 		total += rep->calls[k];
 	TU_CHECK(rep->calls[MK_ARENA] && rep->calls[MK_SPAN] && rep->calls[MK_CHUNK] &&

@@ -90,6 +90,10 @@ void tu_remove_stats_segment(pid_t pid);
 
 /* Whether that segment exists. */
 bool tu_stats_segment_exists(pid_t pid);
+/* Whether this process maps a stats segment: its named one, or the unnamed
+ * file a fork child keeps until it names it.  Reads /proc/self/maps with
+ * read(2) into static memory: no allocation. */
+bool tu_stats_segment_mapped(void);
 
 /* Fail unless the standard malloc of this process is hakmem's: the
  * library's counters must move when malloc and free are called. */
