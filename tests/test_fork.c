@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -223,9 +224,19 @@ static void child_body(unsigned number, int depth)
 			while (nanosleep(&d, &d) < 0 && errno == EINTR)
 				;
 		}
-		free(malloc(1 << 20));
+		void *volatile big = malloc(1 << 20); /* not elided by the compiler */
+		free(big);
 		TU_CHECK(tu_stats_segment_exists(getpid()),
 			 "the parent publishes a stats segment, this child does not");
+		/* the child copied the counters of the heaps that exist, not the
+		 * whole object (a fresh copy of every page cost each fork ms) */
+		char path[64];
+		struct stat sb;
+		snprintf(path, sizeof path, "/dev/shm/hakmem.%ld", (long)getpid());
+		TU_CHECK(stat(path, &sb) == 0, "stat %s: %s", path, strerror(errno));
+		TU_CHECK((uint64_t)sb.st_blocks * 512 <= (uint64_t)sb.st_size / 4,
+			 "the child's segment has %llu of its %llu bytes in memory",
+			 (unsigned long long)sb.st_blocks * 512, (unsigned long long)sb.st_size);
 	}
 
 	if (depth == 0 && number % 4 == 1)
