@@ -7,9 +7,10 @@
  * the slots.  A forked child moves to a segment of its own at once, but
  * names it only at its first slow path (a page refill, a large block, a
  * new thread's first block) once it has lived HAK_SEG_NAME_DELAY_NS: a
- * child that execs or _exits soon, as a shell's children do, must not leave
- * a segment behind that nothing will remove.  Until then the segment is an unnamed file in the shm directory
- * (O_TMPFILE), linked under its name later, so the counters never move.
+ * child that execs or _exits soon, as a shell's children do, must not
+ * leave a segment behind that nothing will remove.  Until then the segment
+ * is an unnamed file in the shm directory (O_TMPFILE), linked under its
+ * name later, so the counters never move.
  */
 #include "config.h"
 #include "internal.h"
@@ -17,11 +18,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -156,8 +157,8 @@ static struct hak_seg_header *seg_create_unnamed(void)
 }
 
 /* Give the fork child's segment its name (at a slow path of any thread,
- * once the child is old enough: one of them does it).  If the descriptor is no longer ours, the
- * counters stay where they are, unpublished. */
+ * once the child is old enough: one of them does it).  If the descriptor
+ * is no longer ours, the counters stay where they are, unpublished. */
 void hak__stats_name_late(void)
 {
 	int one = 1;
