@@ -16,9 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HAK_ALIAS(name, target) \
-	extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
-
 /* malloc ------------------------------------------------------------------- */
 
 /* Every allocation above the classes, and aligned ones no class serves. */

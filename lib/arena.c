@@ -77,7 +77,6 @@ static struct hak_page *arena_carve(struct hak_arena *a)
 {
 	unsigned idx = ++a->pages_carved;
 	struct hak_page *pg = &a->pages[idx];
-	pg->start = (char *)a + (size_t)idx * HAK_PAGE_SIZE;
 	pg->purged = 0;
 	return pg;
 }
@@ -195,7 +194,7 @@ size_t hak__pages_purge(uint64_t older_than_ns, bool all)
 		if (!n)
 			return purged;
 		for (unsigned i = 0; i < n; i++) {
-			hak__os_purge(batch[i]->start, HAK_PAGE_SIZE);
+			hak__os_purge(hak__page_start(batch[i]), HAK_PAGE_SIZE);
 			batch[i]->purged = 1;
 		}
 		purged += (size_t)n * HAK_PAGE_SIZE;

@@ -18,6 +18,9 @@
 
 #define HAK_HIDDEN __attribute__((visibility("hidden")))
 #define HAK_PUBLIC __attribute__((visibility("default")))
+/* An exported name for a function defined in the same file. */
+#define HAK_ALIAS(name, target) \
+	extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
 #define HAK_NOINLINE __attribute__((noinline))
 #define HAK_COLD __attribute__((cold, noinline))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -101,7 +104,6 @@ struct hak_page {
 	uint32_t full_tick;       /* holder's refill count when it became full */
 	struct hak_page *next, *prev; /* holder's partial list / free pool */
 	uint64_t freed_ns;        /* when it entered the free pool */
-	char *start;              /* first byte of the page */
 	/* shared line: what every free reads (the owner, and the class's
 	 * constants beside it, so that a free touches this line only) and
 	 * what other threads write (remote frees, transfers) */
@@ -286,6 +288,13 @@ static inline struct hak_page *hak__page_of(const void *p)
 	struct hak_arena *a = hak__arena_of(p);
 	return &a->pages[((uintptr_t)p >> HAK_PAGE_SHIFT) & (HAK_ARENA_PAGES - 1)];
 }
+/* The first byte of the page pg describes (descriptors live in the first
+ * page of their arena, at the page's index). */
+static inline char *hak__page_start(const struct hak_page *pg)
+{
+	struct hak_arena *a = hak__arena_of(pg);
+	return (char *)a + (size_t)(pg - a->pages) * HAK_PAGE_SIZE;
+}
 HAK_HIDDEN struct hak_page *hak__page_alloc(struct hak_seg_slot *st);
 HAK_HIDDEN void hak__page_release(struct hak_page *pg);
 HAK_HIDDEN size_t hak__pages_purge(uint64_t older_than_ns, bool all);
@@ -346,8 +355,7 @@ HAK_HIDDEN extern struct hak_page hak__empty_page;
  * otherwise f >= recip >= 2^17, without wrapping), and idx is off / size. */
 static inline bool hak__block_start(const struct hak_page *pg, const void *p)
 {
-	/* pages are 64 KiB aligned: the offset needs no load of pg->start,
-	 * which lies on another cache line of the descriptor */
+	/* pages are 64 KiB aligned: the offset comes from the address */
 	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * pg->recip;
 	return (uint32_t)x < 65536 && (x >> 32) < pg->capacity;
 }

@@ -40,7 +40,7 @@ bool hak__page_extend(struct hak_page *pg)
 		n = 1;
 	if (n > left)
 		n = left;
-	char *first = pg->start + (size_t)pg->carved * pg->block_size;
+	char *first = hak__page_start(pg) + (size_t)pg->carved * pg->block_size;
 	char *p = first;
 	for (uint32_t i = 1; i < n; i++) {
 		struct hak_block *b = (struct hak_block *)p;

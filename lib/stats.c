@@ -481,8 +481,6 @@ static __attribute__((unused)) int mallopt_impl(int param, int value)
 }
 
 #if defined(HAK_OVERRIDE) && !defined(HAK_NO_OVERRIDE)
-#define HAK_ALIAS(name, target) \
-	extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
 HAK_ALIAS(malloc_stats, malloc_stats_impl);
 HAK_ALIAS(malloc_info, malloc_info_impl);
 HAK_ALIAS(mallopt, mallopt_impl);

@@ -29,10 +29,10 @@ static void expect_small_block(void *p, size_t req)
 {
 	struct hak_page *pg = hak__page_of(p);
 	ck_assert_uint_ge(pg->block_size, req);
-	UCHECK((char *)p >= pg->start && (char *)p < pg->start + HAK_PAGE_SIZE,
+	UCHECK((char *)p >= hak__page_start(pg) && (char *)p < hak__page_start(pg) + HAK_PAGE_SIZE,
 		      "block %p not in the page [%p, +64K) found for it", p,
-		      (void *)pg->start);
-	ck_assert_uint_eq(((char *)p - pg->start) % pg->block_size, 0);
+		      (void *)hak__page_start(pg));
+	ck_assert_uint_eq(((char *)p - hak__page_start(pg)) % pg->block_size, 0);
 	for (size_t i = 0; i < pg->block_size; i++) {
 		char *q = (char *)p + i;
 		UCHECK(hak__map_kind(q) == HAK_MAP_SMALL,

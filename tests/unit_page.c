@@ -50,9 +50,9 @@ static unsigned list_len(struct hak_block *b)
 
 static unsigned block_index(struct hak_page *pg, const void *b)
 {
-	size_t off = (size_t)((const char *)b - pg->start);
-	UCHECK((const char *)b >= pg->start && off < HAK_PAGE_SIZE,
-		      "block %p outside its page [%p, +64K)", b, (void *)pg->start);
+	size_t off = (size_t)((const char *)b - hak__page_start(pg));
+	UCHECK((const char *)b >= hak__page_start(pg) && off < HAK_PAGE_SIZE,
+		      "block %p outside its page [%p, +64K)", b, (void *)hak__page_start(pg));
 	UCHECK(off % pg->block_size == 0, "block %p at offset %zu, spacing %u", b,
 		      off, (unsigned)pg->block_size);
 	unsigned idx = (unsigned)(off / pg->block_size);
@@ -113,15 +113,15 @@ START_TEST(geometry)
 		ck_assert_uint_eq(pg->used, 0);
 		ck_assert_ptr_null(pg->free);
 		ck_assert_ptr_null(atomic_load(&pg->remote));
-		ck_assert_uint_eq((uintptr_t)pg->start % HAK_PAGE_SIZE, 0);
+		ck_assert_uint_eq((uintptr_t)hak__page_start(pg) % HAK_PAGE_SIZE, 0);
 		/* the descriptor is found from the address, and lives in the
 		 * arena's first (metadata) page, outside the blocks */
-		ck_assert_ptr_eq(hak__page_of(pg->start), pg);
-		ck_assert_ptr_eq(hak__page_of(pg->start + HAK_PAGE_SIZE - 1), pg);
-		struct hak_arena *a = hak__arena_of(pg->start);
-		ck_assert_ptr_ne((void *)a, (void *)pg->start);
+		ck_assert_ptr_eq(hak__page_of(hak__page_start(pg)), pg);
+		ck_assert_ptr_eq(hak__page_of(hak__page_start(pg) + HAK_PAGE_SIZE - 1), pg);
+		struct hak_arena *a = hak__arena_of(hak__page_start(pg));
+		ck_assert_ptr_ne((void *)a, (void *)hak__page_start(pg));
 		ck_assert((char *)pg >= (char *)a && (char *)pg < (char *)a + HAK_PAGE_SIZE);
-		ck_assert_uint_eq(hak__map_kind(pg->start), HAK_MAP_SMALL);
+		ck_assert_uint_eq(hak__map_kind(hak__page_start(pg)), HAK_MAP_SMALL);
 	}
 }
 END_TEST
@@ -246,7 +246,7 @@ START_TEST(block_start_every_offset)
 		size_t bs = hak__class_size[c];
 		for (size_t off = 0; off < HAK_PAGE_SIZE; off++) {
 			bool want = off % bs == 0 && off / bs < pg->capacity;
-			UCHECK(hak__block_start(pg, pg->start + off) == want,
+			UCHECK(hak__block_start(pg, hak__page_start(pg) + off) == want,
 			       "class %u (%zu bytes), offset %zu: block_start says %d", c, bs, off,
 			       (int)!want);
 		}
@@ -267,7 +267,7 @@ START_TEST(free_page_aborts)
 {
 	struct hak_page *pg = new_page(hak__class_of(64));
 	atomic_store(&pg->owner, HAK_OWNER_FREE);
-	hak__block_check(pg, pg->start, hak__call_free);
+	hak__block_check(pg, hak__page_start(pg), hak__call_free);
 }
 END_TEST
 

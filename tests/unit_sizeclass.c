@@ -132,8 +132,8 @@ START_TEST(usable_size_is_class_size)
 			      (unsigned)hak__class_size[hak__class_of(s)]);
 		/* blocks are spaced by their class size inside their page */
 		struct hak_page *pg = hak__page_of(p);
-		UCHECK(((char *)p - pg->start) % u == 0, "block %p of size %zu misplaced in page %p",
-		       p, u, (void *)pg->start);
+		UCHECK(((char *)p - hak__page_start(pg)) % u == 0, "block %p of size %zu misplaced in page %p",
+		       p, u, (void *)hak__page_start(pg));
 		hak_free(p);
 	}
 }

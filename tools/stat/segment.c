@@ -57,7 +57,11 @@ static bool is_zombie(pid_t pid)
 	return paren && paren[1] == ' ' && paren[2] == 'Z';
 }
 
-int proc_maps_object(pid_t pid, dev_t dev, ino_t ino)
+/* 1 if a line of process pid's /proc/PID/maps satisfies match (given the
+ * first 511 bytes of the line), 0 if none does, -1 if the map cannot be
+ * read. */
+static int proc_maps_find(pid_t pid, bool (*match)(const char *line, const void *arg),
+			  const void *arg)
 {
 	char path[64], line[512];
 	snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
@@ -66,12 +70,7 @@ int proc_maps_object(pid_t pid, dev_t dev, ino_t ino)
 		return -1;
 	int found = 0;
 	while (!found && fgets(line, sizeof line, f)) {
-		unsigned maj, min;
-		unsigned long long inode;
-		/* start-end perms offset maj:min inode path */
-		if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &inode) == 3 &&
-		    inode == (unsigned long long)ino && maj == major(dev) && min == minor(dev))
-			found = 1;
+		found = match(line, arg);
 		/* a line longer than the buffer: skip its rest */
 		while (!strchr(line, '\n') && fgets(line, sizeof line, f))
 			;
@@ -81,26 +80,29 @@ int proc_maps_object(pid_t pid, dev_t dev, ino_t ino)
 	return bad ? -1 : found;
 }
 
-/* 1 if process pid maps a file named libhakmem*, 0 if not, -1 if its map
- * cannot be read. */
-static int proc_maps_hakmem(pid_t pid)
+static bool maps_object(const char *line, const void *arg)
 {
-	char path[64], line[512];
-	snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -1;
-	int found = 0;
-	while (!found && fgets(line, sizeof line, f)) {
-		const char *slash = strrchr(line, '/');
-		if (slash && !strncmp(slash + 1, "libhakmem", 9))
-			found = 1;
-		while (!strchr(line, '\n') && fgets(line, sizeof line, f))
-			;
-	}
-	int bad = ferror(f);
-	fclose(f);
-	return bad ? -1 : found;
+	const struct stat *st = arg;
+	unsigned maj, min;
+	unsigned long long inode;
+	/* start-end perms offset maj:min inode path */
+	return sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &inode) == 3 &&
+	       inode == (unsigned long long)st->st_ino && maj == major(st->st_dev) &&
+	       min == minor(st->st_dev);
+}
+
+int proc_maps_object(pid_t pid, dev_t dev, ino_t ino)
+{
+	struct stat st = {.st_dev = dev, .st_ino = ino};
+	return proc_maps_find(pid, maps_object, &st);
+}
+
+/* A line naming a file libhakmem*. */
+static bool maps_hakmem(const char *line, const void *arg)
+{
+	(void)arg;
+	const char *slash = strrchr(line, '/');
+	return slash && !strncmp(slash + 1, "libhakmem", 9);
 }
 
 /* Read up to len bytes at offset 0; the count read, or -1. */
@@ -141,7 +143,7 @@ static enum seg_status read_once(pid_t pid, struct hak_seg_header *snap, char *m
 					 (long)pid);
 				return SEG_NO_PROCESS;
 			}
-			if (proc_maps_hakmem(pid) == 1)
+			if (proc_maps_find(pid, maps_hakmem, NULL) == 1)
 				snprintf(msg, cap,
 					 "process %ld uses hakmem but publishes no stats segment "
 					 "(HAKMEM_STATS=0, or a forked child not yet 0.1 s old "
