@@ -22,7 +22,9 @@
 static HAK_NOINLINE void *large_alloc(size_t size, size_t align, bool zero)
 {
 	hak__init();
+	_Atomic uint32_t *g = hak__gate_enter(hak__tl_heap);
 	void *p = hak__large_alloc(size, align, zero);
+	hak__gate_exit(g);
 	hak__background_poll();
 	return p;
 }
@@ -37,6 +39,8 @@ static inline void *small_alloc(struct hak_heap *h, unsigned c)
 	if (likely(n)) {
 		struct hak_block *b = h->tc[c][--n];
 		h->tc_count[c] = (uint16_t)n;
+		/* a fork child must not find b in the cache without its marker */
+		hak__store_order();
 		b->marker = 0;
 		HAK_STAT_ADD(h->st->allocs[c], 1);
 		return b;
@@ -73,27 +77,29 @@ void *hak__malloc(size_t size)
 
 static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind)
 {
-	if (kind == HAK_MAP_SMALL) {
-		struct hak_page *pg = hak__page_of(p);
-		hak__heap_free_slow(h, pg, p);
-	} else if (kind == HAK_MAP_LARGE) {
-		hak__large_free(p);
-	} else {
+	if (kind == HAK_MAP_NONE)
 		hak__fatal_ptr(hak__call_free, "pointer not allocated by hakmem", p);
-	}
+	_Atomic uint32_t *g = hak__gate_enter(h);
+	if (kind == HAK_MAP_SMALL)
+		hak__heap_free_slow(h, hak__page_of(p), p);
+	else
+		hak__large_free(p);
+	hak__gate_exit(g);
 	/* (no hak__background_poll here: see init.c) */
 }
 
 /* Into the thread cache of class c, which holds n blocks (a block of a
  * page h holds, already checked).  Both words of the block get the free
  * marker fm: the second finds a double free, both together a write after
- * free when the block leaves the cache for its page. */
+ * free when the block leaves the cache for its page.  The count is stored
+ * last, so that a fork child sees b in the cache only once it is marked. */
 static inline void tc_push(struct hak_heap *h, unsigned c, unsigned n, struct hak_block *b,
 			   uintptr_t fm)
 {
 	b->marker = fm;
 	b->next = (struct hak_block *)fm;
 	h->tc[c][n] = b;
+	hak__store_order();
 	h->tc_count[c] = (uint16_t)(n + 1);
 }
 
@@ -101,8 +107,10 @@ static inline void tc_push(struct hak_heap *h, unsigned c, unsigned n, struct ha
 static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct hak_block *b,
 					 uintptr_t fm)
 {
+	_Atomic uint32_t *g = hak__gate_enter(h);
 	hak__heap_tc_flush(h, c, h->tc_count[c] / 2);
 	tc_push(h, c, h->tc_count[c], b, fm);
+	hak__gate_exit(g);
 	if (--h->drain_tick == 0)
 		hak__heap_drain_tick(h);
 }
@@ -203,7 +211,9 @@ static void *realloc_impl(void *p, size_t size)
 	size_t old = usable_of(p, hak__call_realloc, &kind);
 	if (kind == HAK_MAP_LARGE) {
 		if (size > HAK_SMALL_MAX) {
+			_Atomic uint32_t *g = hak__gate_enter(hak__tl_heap);
 			void *q = hak__large_resize(p, size);
+			hak__gate_exit(g);
 			if (q)
 				return q;
 		}
@@ -319,7 +329,9 @@ static int malloc_trim_impl(size_t pad)
 {
 	(void)pad;
 	hak__init();
+	_Atomic uint32_t *g = hak__gate_enter(hak__tl_heap);
 	size_t n = hak__pages_purge(0, true) + hak__large_purge(0, true);
+	hak__gate_exit(g);
 	return n != 0;
 }
 

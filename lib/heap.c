@@ -520,6 +520,7 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
  * them first).  Remote frees to held pages are found through that queue. */
 void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 {
+	_Atomic uint32_t *g = hak__gate_enter(h);
 	struct hak_page *pg = h->partial[cls];
 	struct hak_page *old = h->active[cls];
 	if (likely(pg && old->carved == old->capacity &&
@@ -528,14 +529,17 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 		page_activate(h, pg);
 		if (unlikely(!pg->free))
 			hak__page_extend(pg);
-		return hak__page_take(h, pg, cls);
+		void *b = hak__page_take(h, pg, cls);
+		hak__gate_exit(g);
+		return b;
 	}
 	void *p = alloc_refill(h, cls);
 	if (unlikely(!p))
 		errno = ENOMEM;
-	hak__background_poll();
 	if (!hak__opt.background)
 		hak__purge_inline();
+	hak__gate_exit(g);
+	hak__background_poll(); /* may start a thread: outside the gate */
 	return p;
 }
 
@@ -719,7 +723,7 @@ static void own_queue_tick(struct hak_heap *h)
 	}
 }
 
-void hak__heap_drain_tick(struct hak_heap *h)
+static void drain_tick(struct hak_heap *h)
 {
 	int s = hak__opt.strategy;
 	if (s != HAK_DRAIN_ROUNDROBIN && s != HAK_DRAIN_HYBRID) {
@@ -748,6 +752,13 @@ void hak__heap_drain_tick(struct hak_heap *h)
 			return;
 		}
 	}
+}
+
+void hak__heap_drain_tick(struct hak_heap *h)
+{
+	_Atomic uint32_t *g = hak__gate_enter(h);
+	drain_tick(h);
+	hak__gate_exit(g);
 }
 
 /* Background sweeper: drain every queued floating page; pages left with no
@@ -826,7 +837,9 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 }
 
 /* Give up every page h holds: empty ones to the pool, the rest float,
- * queued when they have free blocks so that other threads find them. */
+ * queued when they have free blocks so that other threads find them.  The
+ * caller has entered h's gate (or is a fork child, alone); it is shut here,
+ * when h goes on the free list. */
 void hak__heap_abandon(struct hak_heap *h)
 {
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -859,6 +872,10 @@ void hak__heap_abandon(struct hak_heap *h)
 	HAK_GSTAT_SUB(hak__seg->global.threads, 1);
 	hak__tl_heap = &hak__empty_heap;
 	hak__spin_lock(&heaps_lock);
+	/* the gate the exiting thread entered shuts here, under the lock that
+	 * fork_prepare takes once the gates are shut: a fork child finds h
+	 * either in use (and abandons it) or on the free list */
+	atomic_store_explicit(&h->gate, 0, memory_order_release);
 	h->next_free = heaps_free;
 	heaps_free = h;
 	hak__spin_unlock(&heaps_lock);

@@ -1,20 +1,19 @@
 /*
  * init.c - process-wide life cycle: lazy initialisation without
  * allocating, thread exit (a key destructor abandons the heap), fork
- * (every lock taken around it; the child gets its own stats segment), the
- * background purge/sweep thread, and exit.
+ * (every slow path waited for and every lock taken around it, see fork.c;
+ * the child gets its own stats segment), the background purge/sweep
+ * thread, and exit.
  */
 #include "config.h"
 #include "internal.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,8 +31,10 @@ enum { BG_AWAKE, BG_IDLE, BG_TICK };
 static void thread_exit(void *arg)
 {
 	struct hak_heap *h = arg;
-	if (h && h == hak__tl_heap && h != &hak__empty_heap)
+	if (h && h == hak__tl_heap && h != &hak__empty_heap) {
+		hak__gate_enter(h); /* shut again by hak__heap_abandon */
 		hak__heap_abandon(h);
+	}
 }
 
 void hak__thread_started(struct hak_heap *h)
@@ -44,6 +45,8 @@ void hak__thread_started(struct hak_heap *h)
 
 static void fork_prepare(void)
 {
+	hak__gate_close();
+	hak__spin_lock(&init_lock);
 	hak__heaps_lock();
 	hak__pool_lock_all();
 	hak__arena_lock_all();
@@ -57,10 +60,18 @@ static void unlock_all(void)
 	hak__arena_unlock_all();
 	hak__pool_unlock_all();
 	hak__heaps_unlock();
+	hak__spin_unlock(&init_lock);
+}
+
+static void fork_parent(void)
+{
+	unlock_all();
+	hak__gate_open();
 }
 
 static void fork_child(void)
 {
+	hak__gate_fork_child();
 	unlock_all();
 	hak__arena_fork_child();
 	atomic_store(&bg_state, 0); /* the background thread did not come along */
@@ -94,26 +105,17 @@ void hak__init_slow(void)
 	hak__guard.secret = random_secret();
 	hak__options_init();
 	hak__guard_init();
+	hak__gate_init();
 	hak__stats_init();
 	heap_key_ok = pthread_key_create(&heap_key, thread_exit) == 0;
 	atomic_store_explicit(&hak__initialized, 1, memory_order_release);
 	hak__spin_unlock(&init_lock);
 	/* pthread_atfork may allocate: only once we are usable */
-	pthread_atfork(fork_prepare, unlock_all, fork_child);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	errno = saved;
 }
 
 /* Background thread ------------------------------------------------------- */
-
-static void futex_wait(_Atomic uint32_t *w, uint32_t val, const struct timespec *ts)
-{
-	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *w)
-{
-	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
 
 static bool purge_pending(void)
 {
@@ -136,19 +138,21 @@ static void *background_main(void *arg)
 	for (;;) {
 		uint32_t seq = atomic_load(&bg_seq);
 		uint64_t now = hak__now_ns();
+		_Atomic uint32_t *g = hak__gate_enter(&hak__empty_heap);
 		if (sweep && now - last_sweep >= sweep) {
 			hak__sweep_pending();
 			last_sweep = now;
 		}
 		hak__pages_purge(now - delay, false);
 		hak__large_purge(now - delay, false);
+		hak__gate_exit(g);
 		struct timespec ts = {.tv_sec = (time_t)(tick / 1000000000u),
 				      .tv_nsec = (long)(tick % 1000000000u)};
 		/* idle until the next kick, or sleep a tick (woken early only
 		 * by hak__background_urge) */
 		bool idle = !sweep && !purge_pending();
 		atomic_store(&bg_sleeping, idle ? BG_IDLE : BG_TICK);
-		futex_wait(&bg_seq, seq, idle ? NULL : &ts);
+		hak__futex_wait(&bg_seq, seq, idle ? NULL : &ts);
 		atomic_store(&bg_sleeping, BG_AWAKE);
 	}
 	return NULL;
@@ -169,7 +173,7 @@ void hak__background_kick(void)
 	}
 	if (s == 2 && atomic_load_explicit(&bg_sleeping, memory_order_relaxed) == BG_IDLE) {
 		atomic_fetch_add(&bg_seq, 1);
-		futex_wake(&bg_seq);
+		hak__futex_wake(&bg_seq, 1);
 	}
 }
 
@@ -191,7 +195,7 @@ void hak__background_urge(void)
 	atomic_fetch_add(&bg_seq, 1);
 	int sl = atomic_load_explicit(&bg_sleeping, memory_order_relaxed);
 	if (sl != BG_AWAKE && atomic_compare_exchange_strong(&bg_sleeping, &sl, BG_AWAKE))
-		futex_wake(&bg_seq);
+		hak__futex_wake(&bg_seq, 1);
 }
 
 /* Start the background thread if it was asked for, or, before anything

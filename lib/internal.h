@@ -181,6 +181,8 @@ struct hak_heap {
 	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
 	uint32_t rr_cursor;       /* roundrobin position (class * heaps) */
 	uint32_t refills;         /* slow-path refills so far: the age of full pages */
+	_Atomic uint32_t gate;    /* > 0 while the thread is inside a slow path
+				   * (fork.c): written by the owner only */
 	_Atomic uint64_t own_mask; /* classes whose own queue got pages since the
 				    * last own_queue_tick: set by enqueuers */
 	struct hak_page *partial[HAK_NUM_CLASSES]; /* held pages with free blocks */
@@ -249,6 +251,11 @@ HAK_HIDDEN void hak__os_unmap(void *p, size_t size);
 HAK_HIDDEN void hak__os_purge(void *p, size_t size);
 HAK_HIDDEN uint64_t hak__now_ns(void);
 HAK_HIDDEN pid_t hak__gettid(void);
+struct timespec;
+HAK_HIDDEN void hak__futex_wait(_Atomic uint32_t *w, uint32_t val, const struct timespec *ts);
+HAK_HIDDEN void hak__futex_wake(_Atomic uint32_t *w, int n);
+HAK_HIDDEN bool hak__os_barrier_register(void);
+HAK_HIDDEN void hak__os_barrier_all(void);
 HAK_HIDDEN void hak__spin_lock(_Atomic uint32_t *l);
 HAK_HIDDEN void hak__spin_unlock(_Atomic uint32_t *l);
 HAK_HIDDEN bool hak__spin_trylock(_Atomic uint32_t *l);
@@ -456,6 +463,65 @@ HAK_HIDDEN void hak__background_kick(void);
 HAK_HIDDEN void hak__background_urge(void);
 HAK_HIDDEN void hak__background_poll(void);
 HAK_HIDDEN void hak__purge_inline(void);
+
+/* fork.c: the fork gate -------------------------------------------------- */
+/* Every path other than the fast paths runs inside its heap's gate (threads
+ * without a heap, and the background thread, share one counter); fork waits
+ * until every gate is shut and keeps them from opening until it returns, so
+ * that a fork child never inherits a heap in the middle of a slow path.
+ * The fast paths need no gate: their stores are ordered so that any prefix
+ * of them leaves the heap consistent (see fork.c). */
+HAK_HIDDEN extern _Atomic uint32_t hak__forking;  /* 1 from fork_prepare to fork's return */
+HAK_HIDDEN extern _Atomic uint32_t hak__gate_shared;
+HAK_HIDDEN extern bool hak__gate_light;           /* membarrier registered */
+HAK_HIDDEN extern __thread uint32_t hak__tl_shared_depth
+	__attribute__((tls_model("initial-exec")));
+HAK_HIDDEN void hak__gate_blocked(_Atomic uint32_t *gate, uint32_t was);
+HAK_HIDDEN void hak__gate_init(void);
+HAK_HIDDEN void hak__gate_close(void);
+HAK_HIDDEN void hak__gate_open(void);
+HAK_HIDDEN void hak__gate_fork_child(void);
+/* A compiler barrier: no instruction, but stores on either side of it stay
+ * in program order (which is all a fork child can observe of a thread). */
+#define hak__store_order() atomic_signal_fence(memory_order_seq_cst)
+
+/* Enter the gate of h (the calling thread's heap, or the empty heap);
+ * returns the gate to pass to hak__gate_exit.  The owner's store and its
+ * load of hak__forking are ordered by the fork side's membarrier (an
+ * asymmetric fence), or by a seq_cst store where membarrier is missing. */
+static inline _Atomic uint32_t *hak__gate_enter(struct hak_heap *h)
+{
+	_Atomic uint32_t *g;
+	uint32_t was;
+	if (unlikely(h == &hak__empty_heap)) {
+		g = &hak__gate_shared;
+		hak__tl_shared_depth++;
+		was = atomic_fetch_add_explicit(g, 1, memory_order_seq_cst);
+	} else {
+		g = &h->gate;
+		was = atomic_load_explicit(g, memory_order_relaxed);
+		if (likely(hak__gate_light)) {
+			atomic_store_explicit(g, was + 1, memory_order_relaxed);
+			hak__store_order();
+		} else {
+			atomic_store_explicit(g, was + 1, memory_order_seq_cst);
+		}
+	}
+	if (unlikely(atomic_load_explicit(&hak__forking, memory_order_seq_cst)))
+		hak__gate_blocked(g, was);
+	return g;
+}
+
+static inline void hak__gate_exit(_Atomic uint32_t *g)
+{
+	if (unlikely(g == &hak__gate_shared)) {
+		hak__tl_shared_depth--;
+		atomic_fetch_sub_explicit(g, 1, memory_order_release);
+		return;
+	}
+	atomic_store_explicit(g, atomic_load_explicit(g, memory_order_relaxed) - 1,
+			      memory_order_release);
+}
 
 /* alloc.c ----------------------------------------------------------------- */
 HAK_HIDDEN void *hak__malloc(size_t size);

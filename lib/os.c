@@ -1,6 +1,6 @@
 /*
- * os.c - the only file that talks to the kernel for memory, time and
- * threads-ids, plus error reporting that never allocates.
+ * os.c - the only file that talks to the kernel for memory, time, thread
+ * ids, futexes and barriers, plus error reporting that never allocates.
  *
  * Every wrapper preserves errno except hak__os_map*, which leave ENOMEM
  * when the kernel refuses memory.
@@ -9,6 +9,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,38 @@ uint64_t hak__now_ns(void)
 pid_t hak__gettid(void)
 {
 	return (pid_t)syscall(SYS_gettid);
+}
+
+void hak__futex_wait(_Atomic uint32_t *w, uint32_t val, const struct timespec *ts)
+{
+	int saved = errno;
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
+	errno = saved;
+}
+
+void hak__futex_wake(_Atomic uint32_t *w, int n)
+{
+	int saved = errno;
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+	errno = saved;
+}
+
+/* The process's threads' half of an asymmetric fence: once registered,
+ * hak__os_barrier_all() makes every running thread of the process execute a
+ * full memory barrier before it returns (membarrier(2), Linux 4.14). */
+bool hak__os_barrier_register(void)
+{
+	int saved = errno;
+	long r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+	errno = saved;
+	return r == 0;
+}
+
+void hak__os_barrier_all(void)
+{
+	int saved = errno;
+	syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	errno = saved;
 }
 
 /* Spin locks guard slow paths only (page pool, span cache, registries);
