@@ -329,7 +329,9 @@ static int malloc_trim_impl(size_t pad)
 {
 	(void)pad;
 	hak__init();
-	_Atomic uint32_t *g = hak__gate_enter(hak__tl_heap);
+	struct hak_heap *h = hak__tl_heap;
+	_Atomic uint32_t *g = hak__gate_enter(h);
+	hak__heap_trim(h);
 	size_t n = hak__pages_purge(0, true) + hak__large_purge(0, true);
 	hak__gate_exit(g);
 	return n != 0;

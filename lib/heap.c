@@ -700,9 +700,16 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
  * those left without a live block).  A thread that frees but no longer
  * allocates a class (its thread cache serves it, or it stopped) would
  * otherwise keep pages that other threads emptied, forever. */
+static void own_queues_refresh(struct hak_heap *h);
+
 static void own_queue_tick(struct hak_heap *h)
 {
 	h->drain_tick = HAK_OWN_TICK;
+	own_queues_refresh(h);
+}
+
+static void own_queues_refresh(struct hak_heap *h)
+{
 	if (!atomic_load_explicit(&h->own_mask, memory_order_relaxed))
 		return;
 	uint64_t mask = atomic_exchange_explicit(&h->own_mask, 0, memory_order_acquire);
@@ -759,6 +766,35 @@ void hak__heap_drain_tick(struct hak_heap *h)
 	_Atomic uint32_t *g = hak__gate_enter(h);
 	drain_tick(h);
 	hak__gate_exit(g);
+}
+
+/* malloc_trim: give back what the calling thread keeps for itself -- its
+ * cached blocks, the remote frees queued on its pages, and the pages (the
+ * active ones too) that are left without a live block -- so that the purge
+ * that follows finds them in the pool. */
+void hak__heap_trim(struct hak_heap *h)
+{
+	if (h == &hak__empty_heap)
+		return;
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+		hak__heap_tc_flush(h, c, 0);
+	own_queues_refresh(h);
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		struct hak_page *pg = h->active[c], *next;
+		if (pg != &hak__empty_page) {
+			hak__page_drain(pg);
+			if (pg->used == 0) {
+				h->active[c] = &hak__empty_page;
+				hak__page_release(pg);
+			}
+		}
+		for (unsigned l = 0; l < 2; l++)
+			for (pg = l ? h->full[c] : h->partial[c]; pg; pg = next) {
+				next = pg->next;
+				hak__page_drain(pg);
+				page_refile(h, pg);
+			}
+	}
 }
 
 /* Background sweeper: drain every queued floating page; pages left with no

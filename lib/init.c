@@ -46,6 +46,7 @@ void hak__thread_started(struct hak_heap *h)
 static void fork_prepare(void)
 {
 	hak__gate_close();
+	hak__stats_fork_prepare(); /* a system call: before the spin locks */
 	hak__spin_lock(&init_lock);
 	hak__heaps_lock();
 	hak__pool_lock_all();
@@ -65,6 +66,7 @@ static void unlock_all(void)
 
 static void fork_parent(void)
 {
+	hak__stats_fork_parent();
 	unlock_all();
 	hak__gate_open();
 }

@@ -402,6 +402,7 @@ HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
 HAK_HIDDEN void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep);
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
+HAK_HIDDEN void hak__heap_trim(struct hak_heap *h);
 HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);
 HAK_HIDDEN void hak__heaps_lock(void);
 HAK_HIDDEN void hak__heaps_unlock(void);
@@ -437,6 +438,8 @@ HAK_HIDDEN void hak__large_unlock_all(void);
 HAK_HIDDEN extern struct hak_seg_header *hak__seg; /* never NULL after init */
 HAK_HIDDEN struct hak_seg_slot *hak__stats_slot(unsigned index, struct hak_seg_slot *fallback);
 HAK_HIDDEN void hak__stats_init(void);
+HAK_HIDDEN void hak__stats_fork_prepare(void);
+HAK_HIDDEN void hak__stats_fork_parent(void);
 HAK_HIDDEN void hak__stats_fork_child(void);
 HAK_HIDDEN void hak__stats_exit(void);
 HAK_HIDDEN void hak__stats_name_late(void);

@@ -279,6 +279,37 @@ static void seg_copy(struct hak_seg_header *dst, const struct hak_seg_header *sr
 			       sizeof dst->slots[h->index]);
 }
 
+/* The published segment is shared memory: a fork child sees the parent's
+ * threads go on counting in it after the fork.  So the parent copies it in
+ * fork_prepare, once every slow path is shut out (fork.c), into private
+ * memory that the child inherits as it was: the counters of the heaps the
+ * child gets, and the live-heap count, as of the fork. */
+static struct hak_seg_header *fork_snap;
+
+void hak__stats_fork_prepare(void)
+{
+	if (hak__seg == &private_seg) /* private memory: the child's copy is exact */
+		return;
+	int saved = errno;
+	fork_snap = hak__os_map(sizeof *fork_snap); /* only the copied pages get memory */
+	if (fork_snap)
+		seg_copy(fork_snap, hak__seg);
+	errno = saved;
+}
+
+static void fork_snap_drop(void)
+{
+	if (fork_snap) {
+		hak__os_unmap(fork_snap, sizeof *fork_snap);
+		fork_snap = NULL;
+	}
+}
+
+void hak__stats_fork_parent(void)
+{
+	fork_snap_drop();
+}
+
 /* In a fork child: a segment of our own (named later), carrying the
  * counters over, and every heap pointed at it.  Single-threaded here. */
 void hak__stats_fork_child(void)
@@ -297,7 +328,8 @@ void hak__stats_fork_child(void)
 	struct hak_seg_header *s = seg_create_unnamed();
 	if (!s)
 		s = &private_seg;
-	seg_copy(s, old);
+	seg_copy(s, fork_snap ? fork_snap : old);
+	fork_snap_drop();
 	header_fill(s, sizeof *s);
 	hak__seg = s;
 	for (struct hak_heap *h = hak__heaps_first(); h; h = hak__heap_next(h))
