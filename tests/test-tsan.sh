@@ -51,5 +51,11 @@ for s in owner roundrobin hybrid adopt adopt-check2; do
 		echo "FAIL: $label: ThreadSanitizer report"
 		fail=1
 	fi
+	# a warning: a setting fell back to its default, e.g. a renamed strategy
+	if grep -q "^hakmem: warning" "$tmp/log"; then
+		echo "FAIL: $label: hakmem warned (the setting did not take):"
+		grep "^hakmem: warning" "$tmp/log"
+		fail=1
+	fi
 done
 exit $fail
