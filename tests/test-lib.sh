@@ -51,6 +51,7 @@ need_python() {
 # off) when it only runs that way: GCC 12's ThreadSanitizer aborts at start
 # on kernels with vm.mmap_rnd_bits=32, and runs without randomisation.
 # Returns 1, after printing PROBE's output, when it runs neither way.
+# shellcheck disable=SC2034 # RUNNER is for the caller
 sanitizer_runner() {
 	RUNNER=
 	"$@" >"$1.log" 2>&1 && return 0
