@@ -361,13 +361,13 @@ static void oom_child(void *varg)
 	const struct tu_api *a = o->a;
 	enum { MAXP = 1 << 20 };
 	static void *ptrs[MAXP];
-	size_t n = 0, bytes = 0;
+	size_t n = 0, bytes = 0, sz;
 	struct rlimit lim;
 
 	lim.rlim_cur = lim.rlim_max = vm_size_bytes() + ((size_t)96 << 20);
 	TU_CHECK(setrlimit(RLIMIT_AS, &lim) == 0);
 	for (;;) {
-		size_t sz = o->min + (n * 7919) % (o->max - o->min + 1);
+		sz = o->min + (n * 7919) % (o->max - o->min + 1);
 		errno = SENTINEL;
 		void *p = a->malloc(sz);
 		if (!p) {
@@ -381,11 +381,13 @@ static void oom_child(void *varg)
 		ptrs[n++] = p;
 		bytes += sz;
 	}
-	/* out of memory: the other entry points fail cleanly too */
+	/* out of memory: calloc of the size malloc could not serve fails
+	 * too, and cleanly (nothing was freed since: no block of that size
+	 * is free, no mapping came back to the address space) */
 	errno = 0;
-	void *q = a->calloc(1, o->max);
-	TU_CHECK(q == NULL ? errno == ENOMEM : 1, "calloc at OOM: errno %d", errno);
-	a->free(q);
+	void *q = a->calloc(1, sz);
+	TU_CHECK(q == NULL && errno == ENOMEM, "%s calloc(1, %zu) right after malloc(%zu) "
+		 "failed: %p, errno %d", a->name, sz, sz, q, errno);
 	for (size_t i = 0; i < n; i++)
 		a->free(ptrs[i]);
 	hak_malloc_trim(0);

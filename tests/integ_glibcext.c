@@ -174,14 +174,27 @@ static void check_mallopt(void)
 	TU_CHECK(mallopt(M_MXFAST, 0) == 1);
 	TU_CHECK(mallopt(12345, 1) == 0, "an unknown parameter must be refused");
 	TU_CHECK(mallopt(-9, 1) == 0, "an unknown parameter must be refused");
-	/* accepted and ignored: allocation goes on as before, unperturbed */
-	unsigned char *p = malloc(64);
+	/* Accepted and ignored (hakmem(3)): allocation goes on as before,
+	 * unperturbed.  glibc, given M_PERTURB, fills a block with the byte on
+	 * free and with its complement on malloc.  The freed block comes back
+	 * to the next malloc of its size (the thread cache is LIFO): hakmem
+	 * writes its free-list link and a marker in the first 16 bytes, and
+	 * must leave the rest as the program left it. */
+	enum { N = 64, META = 16, MARK = 0x3c };
+	unsigned char *p = malloc(N);
 	TU_CHECK(p != NULL);
-	memset(p, 0, 64);
+	memset(p, MARK, N);
 	free(p);
-	unsigned char *q = malloc(64);
-	TU_CHECK(q != NULL);
+	unsigned char *q = malloc(N);
+	TU_CHECK(q == p, "malloc(%d) after free: %p, not the block just freed %p", N,
+		 (void *)q, (void *)p);
+	for (unsigned i = META; i < N; i++)
+		TU_CHECK(q[i] == MARK, "after mallopt(M_PERTURB, 0xaa): byte %u of a reused "
+			 "block is %#x, was %#x before free", i, q[i], MARK);
 	free(q);
+	unsigned char *z = calloc(1, N);
+	TU_CHECK(z != NULL && z[0] == 0 && z[N - 1] == 0, "calloc after M_PERTURB");
+	free(z);
 }
 
 int main(void)

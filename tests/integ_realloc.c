@@ -9,11 +9,13 @@
  */
 #include "config.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hakmem.h"
 #include "testutil.h"
@@ -178,9 +180,9 @@ static void test_aligned_origin(const struct tu_api *a)
 	}
 }
 
-/* Dirty count blocks of size n, free them, calloc the same, check zeros. */
-static void calloc_after_dirty(const struct tu_api *a, size_t n, size_t count,
-			       int require_reuse)
+/* Dirty count blocks of size n, free them, calloc the same, check zeros.
+ * Returns how many callocs got one of the freed blocks back. */
+static size_t calloc_after_dirty(const struct tu_api *a, size_t n, size_t count)
 {
 	enum { MAXC = 64 };
 	char *dirty[MAXC];
@@ -211,26 +213,76 @@ static void calloc_after_dirty(const struct tu_api *a, size_t n, size_t count,
 	}
 	for (size_t i = 0; i < count; i++)
 		a->free(dirty[i]);
-	/* Freed blocks of a size class come back to the next allocations of
-	 * that class: otherwise this test would not test reuse at all. */
-	if (require_reuse)
-		TU_CHECK(reused > 0, "%s: no calloc(%zu) reused a freed block", a->name, n);
+	return reused;
+}
+
+/* Freed blocks of a size class come back to the next allocations of that
+ * class: otherwise this test would not test reuse at all. */
+static void calloc_small_after_dirty(const struct tu_api *a, size_t n, size_t count)
+{
+	TU_CHECK(calloc_after_dirty(a, n, count) > 0, "%s: no calloc(%zu) reused a freed block",
+		 a->name, n);
+}
+
+static uint64_t purged_bytes(void)
+{
+	struct hak_stats st;
+	TU_CHECK(hak_stats_get(&st, sizeof st) == 0);
+	return st.purged_bytes;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	TU_CHECK(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* HAKMEM_PURGE_DELAY_MS as the library reads it (hakmem(7)). */
+static uint64_t purge_delay_ms(void)
+{
+	const char *v = getenv("HAKMEM_PURGE_DELAY_MS");
+	return v ? tu_parse_u64("HAKMEM_PURGE_DELAY_MS", v) : 200;
+}
+
+/* Freed large blocks go to the span cache and come back to the next large
+ * allocation of about their size (hakmem(7): HAKMEM_LARGE_CACHE_MB; a span
+ * of more than a quarter of it is unmapped at once): the reused span must
+ * be zeroed as well.  The cache is emptied first (a trim), so that it has
+ * room and nothing in it or in the page pool comes of purge age during the
+ * calls.  Then, unless the purge delay passed meanwhile (this thread was
+ * not running), a freed span comes back, from the cache: at the same
+ * address, and without a byte unmapped (purged) in between. */
+static void calloc_large_after_dirty(const struct tu_api *a, size_t n, size_t count,
+				     int cached)
+{
+	hak_malloc_trim(0);
+	uint64_t purged = purged_bytes(), t0 = now_ms();
+	size_t reused = calloc_after_dirty(a, n, count);
+	uint64_t purged_since = purged_bytes() - purged;
+	if (!cached || now_ms() - t0 >= purge_delay_ms())
+		return;
+	TU_CHECK(reused > 0 && purged_since == 0,
+		 "%s: calloc(%zu) after %zu frees: %zu reused, %" PRIu64 " bytes unmapped "
+		 "meanwhile: the span cache did not give a freed span back", a->name, n,
+		 count, reused, purged_since);
 }
 
 static void test_calloc(const struct tu_api *a)
 {
 	for (size_t i = 0; i < nboundaries; i++) {
-		calloc_after_dirty(a, boundaries[i], 16, 1);
+		calloc_small_after_dirty(a, boundaries[i], 16);
 		if (boundaries[i] > 1)
-			calloc_after_dirty(a, boundaries[i] - 1, 4, 1);
+			calloc_small_after_dirty(a, boundaries[i] - 1, 4);
 	}
 	static const size_t large[] = { 32769, 40000, 65536, 100000, (size_t)1 << 20,
-					(size_t)4 << 20, ((size_t)16 << 20) + 8 };
+					(size_t)4 << 20 };
 	for (size_t i = 0; i < sizeof large / sizeof large[0]; i++)
-		calloc_after_dirty(a, large[i], 3, 0);
+		calloc_large_after_dirty(a, large[i], 3, 1);
+	calloc_large_after_dirty(a, ((size_t)16 << 20) + 8, 3, 0); /* too big to cache */
 	/* a reused large block with the same size class of span, many times */
 	for (int i = 0; i < 20; i++)
-		calloc_after_dirty(a, (size_t)(200000 + i * 4096), 1, 0);
+		calloc_large_after_dirty(a, (size_t)(200000 + i * 4096), 1, 1);
 }
 
 int main(void)

@@ -15,10 +15,7 @@ CHILD_PID=
 HELPERS=
 
 skip_unless_built "$STAT"
-if [ ! -d "$SHM" ]; then
-	echo "SKIP: no $SHM"
-	exit 77
-fi
+[ -d "$SHM" ] || skip "no $SHM"
 
 cleanup() {
 	[ -n "$CHILD_PID" ] && kill -USR1 "$CHILD_PID" 2>/dev/null

@@ -21,6 +21,10 @@ for k in ("ops_per_sec", "peak_rss_kb", "page_reuse_pct", "pending_enqueued",
 assert o["ops_per_sec"] > 0 and o["peak_rss_kb"] > 0
 assert o["page_reuse_pct"] is None and o["adoptions"] is None, "counters under glibc"
 assert o["min"] == 64 and o["max"] == 4096 and o["threads"] == 4
+# the rate is the ops over the timed phase, which lasts at least --seconds
+assert o["elapsed_sec"] >= o["seconds"], (o["elapsed_sec"], o["seconds"])
+assert abs(o["ops"] - o["ops_per_sec"] * o["elapsed_sec"]) <= 1e-3 * o["ops"], \
+    (o["ops"], o["ops_per_sec"], o["elapsed_sec"])
 PYEOF
 then
 	pass "in-process JSON under glibc"
@@ -30,9 +34,11 @@ else
 fi
 
 # hakmem and glibc side by side, twice each, latency on: hakmem reports its
-# counters, glibc does not.
-if "$BENCH" larson $QUICK --allocator hakmem,glibc -n 2 --latency --json \
-	>"$TMP/cmp.json" 2>"$TMP/err" &&
+# counters, glibc does not.  Every run got the seed asked for, and its rate
+# is its ops over its timed phase; hakmem (adopt, the default strategy)
+# transferred pages between threads.
+if env -u HAKMEM_DRAIN "$BENCH" larson $QUICK --seed 7 --allocator hakmem,glibc -n 2 \
+	--latency --json >"$TMP/cmp.json" 2>"$TMP/err" &&
 	"$PY" - "$TMP/cmp.json" <<'PYEOF'
 import json, sys
 o = json.load(open(sys.argv[1]))
@@ -46,9 +52,14 @@ assert [r["allocator"] for r in runs] == ["hakmem", "glibc", "hakmem", "glibc"]
 for r in runs:
     assert r["malloc_p50_ns"] is not None and r["free_p999_ns"] is not None
     assert r["malloc_p50_ns"] <= r["malloc_p99_ns"] <= r["malloc_p999_ns"] <= r["malloc_max_ns"]
+    assert r["seed"] == 7, r["seed"]
+    assert r["elapsed_sec"] >= r["seconds"], (r["elapsed_sec"], r["seconds"])
+    assert abs(r["ops"] - r["ops_per_sec"] * r["elapsed_sec"]) <= 1e-3 * r["ops"], \
+        (r["ops"], r["ops_per_sec"], r["elapsed_sec"])
     if r["allocator"] == "hakmem":
         assert r["page_reuse_pct"] is not None and 0 <= r["page_reuse_pct"] <= 100
         assert r["pages_from_os"] > 0
+        assert r["adoptions"] > 0, "no adoption under the default strategy (adopt)"
     else:
         assert r["page_reuse_pct"] is None
 PYEOF
@@ -58,6 +69,30 @@ else
 	fail "hakmem,glibc comparison JSON"
 	cat "$TMP/err"
 fi
+
+# The strategy in the environment reaches the runs: under owner no page
+# changes hands (adoptions 0), under adopt pages do.
+for mode in owner adopt; do
+	if HAKMEM_DRAIN=$mode "$BENCH" larson $QUICK --allocator hakmem --json \
+		>"$TMP/$mode.json" 2>"$TMP/err" &&
+		"$PY" - "$TMP/$mode.json" "$mode" <<'PYEOF'
+import json, sys
+o = json.load(open(sys.argv[1]))
+mode = sys.argv[2]
+r = o["runs"][0]
+assert r["strategy"] == mode, r["strategy"]
+if mode == "owner":
+    assert r["adoptions"] == 0, "%d adoptions under owner" % r["adoptions"]
+else:
+    assert r["adoptions"] > 0, "no adoption under adopt"
+PYEOF
+	then
+		pass "HAKMEM_DRAIN=$mode: adoptions as the strategy says"
+	else
+		fail "HAKMEM_DRAIN=$mode: adoptions"
+		cat "$TMP/err"
+	fi
+done
 
 # Text table names every allocator; an uninstalled peer is skipped with a note.
 if "$BENCH" larson $QUICK --allocator glibc,hakmem >"$TMP/table" 2>"$TMP/err" &&

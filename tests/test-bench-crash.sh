@@ -4,10 +4,7 @@
 # Uses bench-crashmalloc.so (built by `make check').
 . "${srcdir:-.}/bench-lib.sh"
 
-if [ ! -r "$CRASHMALLOC" ]; then
-	echo "SKIP: $CRASHMALLOC not built"
-	exit 77
-fi
+[ -r "$CRASHMALLOC" ] || skip "$CRASHMALLOC not built"
 
 # Crash: glibc still runs and is reported; the crash names the signal.
 BENCH_CRASHMALLOC=crash BENCH_CRASHMALLOC_AFTER=2000 \

@@ -27,15 +27,20 @@ expect_usage_error "tunable without values" sweep HAKMEM_LEASE_US=
 expect_usage_error "drain through --set" sweep --set HAKMEM_DRAIN=owner
 expect_usage_error "baseline not run" larson --allocator glibc --baseline jemalloc
 
-# Help works and exits 0.
-if "$BENCH" larson --help | grep -q -- "--allocator"; then
-	pass "larson --help"
-else
-	fail "larson --help does not list --allocator"
-fi
-if "$BENCH" sweep --help | grep -q -- "--strategies"; then
-	pass "sweep --help"
-else
-	fail "sweep --help does not list --strategies"
-fi
+# Help works: exit status 0, nothing on stderr, the options listed.
+expect_help() { # COMMAND OPTION
+	"$BENCH" "$1" --help >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		fail "$1 --help: exit status $rc"
+	elif [ -s "$TMP/err" ]; then
+		fail "$1 --help: output on stderr: $(head -3 "$TMP/err")"
+	elif ! grep -q -- "$2" "$TMP/out"; then
+		fail "$1 --help does not list $2"
+	else
+		pass "$1 --help"
+	fi
+}
+expect_help larson --allocator
+expect_help sweep --strategies
 finish

@@ -33,6 +33,13 @@ for r, p in zip(rows, pts):
     assert p["page_reuse_pct"] is not None and 0 <= p["page_reuse_pct"] <= 100
     assert int(r["peak_rss_kb"]) > 0
     seen.add((p["strategy"], p["period"], p["threads"], p["HAKMEM_LEASE_US"]))
+    # The strategy column is the sweep's own label: the library's counters
+    # say whether the child ran it.  Only adopt moves pages between threads.
+    assert int(r["adoptions"]) == p["adoptions"]
+    if p["strategy"] == "adopt":
+        assert p["adoptions"] > 0, ("no adoption under adopt", p)
+    else:
+        assert p["adoptions"] == 0, ("adoptions under " + p["strategy"], p)
 assert len(seen) == want, seen
 strategies = {s for s, _, _, _ in seen}
 assert strategies == {"owner", "roundrobin", "hybrid", "adopt"}, strategies

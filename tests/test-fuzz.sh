@@ -6,12 +6,15 @@
 # A crash, a timeout or a sanitizer report fails the test; the input that
 # caused it is written to tests/fuzz-crashes/ and printed in base64.
 # Skipped when no clang with libFuzzer is found (HAKMEM_FUZZ_CC: the
-# compiler to use).
+# compiler to use) or its programs run neither as they are nor without
+# address randomisation (setarch -R); under CI=true such a skip is a
+# failure (test-lib.sh).
 #
 # `make fuzz' runs it for FUZZ_SECONDS (600) with a corpus that is kept in
 # tests/fuzz-corpus/ (HAKMEM_FUZZ_CORPUS) from one campaign to the next,
 # and libFuzzer's output in tests/fuzz-campaign.log.
 set -u
+. "${HAKMEM_TEST_SRCDIR:?}/test-lib.sh"
 src=${HAKMEM_TEST_SRCDIR:?}/..
 build=${HAKMEM_TEST_BUILDDIR:?}/..
 cc=${HAKMEM_FUZZ_CC:-clang}
@@ -26,25 +29,22 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # A target that libFuzzer can drive, with UBSan if the compiler has it.
-cat >"$tmp/probe.c" <<'EOF'
+{
+	probe_aslr_check
+	cat <<'EOF'
 #include <stddef.h>
 #include <stdint.h>
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }
 EOF
+} >"$tmp/probe.c"
 ubsan=,undefined
 if ! $cc -fsanitize=fuzzer$ubsan -o "$tmp/probe" "$tmp/probe.c" 2>/dev/null; then
 	ubsan=
-	if ! $cc -fsanitize=fuzzer -o "$tmp/probe" "$tmp/probe.c" 2>/dev/null; then
-		echo "SKIP: $cc cannot build libFuzzer targets"
-		echo "(scripts/setup installs clang and libclang-rt-14-dev)"
-		exit 77
-	fi
+	$cc -fsanitize=fuzzer -o "$tmp/probe" "$tmp/probe.c" 2>/dev/null ||
+		skip "$cc cannot build libFuzzer targets" \
+			"(scripts/setup installs clang and libclang-rt-14-dev)"
 fi
-if ! "$tmp/probe" -runs=1 >"$tmp/log" 2>&1; then
-	echo "SKIP: a libFuzzer target built by $cc does not run"
-	cat "$tmp/log"
-	exit 77
-fi
+sanitizer_runner "$tmp/probe" -runs=1 || skip "a libFuzzer target built by $cc does not run"
 
 # Coverage (fuzzer-no-link) in the library too; a sanitizer report aborts.
 flags="-std=gnu11 -O1 -g -pthread -fno-strict-aliasing -ftls-model=initial-exec
@@ -76,7 +76,8 @@ mkdir -p "$corpus" "$crashes" || exit 1
 echo "fuzzing for $seconds s with $cc -fsanitize=fuzzer$ubsan ($(nproc) CPUs), seed $seed; corpus $corpus"
 echo "crashes go to $crashes/; replay one with tests/fuzz/fuzz_replay --trace FILE"
 [ "$log" = "$tmp/log" ] || echo "progress: tail -f $log"
-"$tmp/fuzz_alloc" -seed="$seed" -max_total_time="$seconds" -max_len=4096 -timeout=20 \
+# shellcheck disable=SC2086 # RUNNER: a command
+$RUNNER "$tmp/fuzz_alloc" -seed="$seed" -max_total_time="$seconds" -max_len=4096 -timeout=20 \
 	-rss_limit_mb="$rss_mb" \
 	-print_final_stats=1 -artifact_prefix="$crashes/" \
 	"$corpus" "$src/tests/fuzz/seed" "$src/tests/fuzz/regress" >"$log" 2>&1

@@ -3,10 +3,11 @@
 # (and a few other settings).
 #
 # The same binary, seed and options under HAKMEM_DRAIN=owner, roundrobin,
-# hybrid and adopt (a strategy the library does not know yet falls back with
-# a warning, which is fine here), plus once with an invalid value, which
-# must print exactly one warning line naming the variable and the value and
-# still run correctly.  Extra arguments go to stress_threads, e.g.
+# hybrid and adopt, plus once with an invalid value, which must print
+# exactly one warning line naming the variable and the value and still run
+# correctly.  Elsewhere a warning fails the run: the library fell back to a
+# default (a strategy or tunable renamed), and the run did not test what it
+# names.  Extra arguments go to stress_threads, e.g.
 #   ./test-stress-drain.sh --seed 42 --ops 200000
 set -u
 
@@ -17,6 +18,15 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-drain.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
 
 fail=0
+# no_warning LABEL: fail if the run's stderr has a hakmem warning
+no_warning() {
+	if grep -q '^hakmem: warning' "$tmp/err"; then
+		echo "FAIL: $1: hakmem warned (the setting did not take):" >&2
+		grep '^hakmem: warning' "$tmp/err" >&2
+		fail=1
+	fi
+}
+
 for mode in owner roundrobin hybrid adopt; do
 	echo "== HAKMEM_DRAIN=$mode"
 	if ! HAKMEM_DRAIN=$mode "$stress" "$@" 2>"$tmp/err"; then
@@ -25,6 +35,7 @@ for mode in owner roundrobin hybrid adopt; do
 		fail=1
 	fi
 	cat "$tmp/err"
+	no_warning "HAKMEM_DRAIN=$mode"
 done
 
 # Other paths the defaults leave cold: the shared pool (MF2 off), purging
@@ -43,6 +54,7 @@ for config in HAKMEM_MF2_ENABLE=0 "HAKMEM_PURGE_DELAY_MS=0 HAKMEM_BACKGROUND=0" 
 		fail=1
 	fi
 	cat "$tmp/err"
+	no_warning "$config"
 done
 
 echo "== HAKMEM_DRAIN=no-such-strategy"
