@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,9 +34,9 @@ static HAK_NOINLINE void *large_alloc(size_t size, size_t align, bool zero)
  * (A cached block is checked for writes after free when it leaves the
  * cache for its page, in hak__heap_tc_flush: a load here would wait for
  * the block's cache line, which the store below does not.) */
-static inline void *small_alloc(struct hak_heap *h, unsigned c)
+static inline void *small_alloc(struct hak_heap *h, size_t c)
 {
-	unsigned n = h->tc_count[c];
+	size_t n = h->tc_count[c];
 	if (likely(n)) {
 		struct hak_block *b = h->tc[c][--n];
 		h->tc_count[c] = (uint16_t)n;
@@ -75,10 +76,25 @@ void *hak__malloc(size_t size)
 
 /* free --------------------------------------------------------------------- */
 
-static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind)
+static void free_checked(struct hak_heap *h, struct hak_page *pg, struct hak_block *b);
+
+/* Everything but a free into a page h holds: p outside the arenas (NULL,
+ * a large block, a foreign pointer), in an arena's metadata page, in a
+ * page another heap holds; and every free at HAKMEM_CHECK=2, which keeps
+ * the arena table empty (see hak__guard_init) so that the fast path never
+ * takes a block without checking its canary. */
+static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p)
 {
+	if (!p)
+		return;
+	unsigned kind = hak__map_kind(p);
 	if (kind == HAK_MAP_NONE)
 		hak__fatal_ptr(hak__call_free, "pointer not allocated by hakmem", p);
+	if (kind == HAK_MAP_SMALL) {
+		struct hak_page *pg = hak__page_of(p);
+		if (atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h)
+			return free_checked(h, pg, p);
+	}
 	_Atomic uint32_t *g = hak__gate_enter(h);
 	if (kind == HAK_MAP_SMALL)
 		hak__heap_free_slow(h, hak__page_of(p), p);
@@ -93,7 +109,7 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p, unsigned kind
  * marker fm: the second finds a double free, both together a write after
  * free when the block leaves the cache for its page.  The count is stored
  * last, so that a fork child sees b in the cache only once it is marked. */
-static inline void tc_push(struct hak_heap *h, unsigned c, unsigned n, struct hak_block *b,
+static inline void tc_push(struct hak_heap *h, size_t c, size_t n, struct hak_block *b,
 			   uintptr_t fm)
 {
 	b->marker = fm;
@@ -119,17 +135,18 @@ static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct 
 static inline void free_held(struct hak_heap *h, struct hak_page *pg, struct hak_block *b,
 			     uintptr_t fm)
 {
-	unsigned c = pg->class_idx;
-	unsigned n = h->tc_count[c]; /* read before the counter's store */
+	size_t c = pg->class_idx;
+	size_t n = h->tc_count[c]; /* read before the counter's store */
 	HAK_STAT_ADD(h->st->frees[c], 1);
-	if (unlikely(n >= hak__tc_cap[c]))
+	if (unlikely(n >= h->tc_cap[c]))
 		return free_cache_full(h, c, b, fm);
 	tc_push(h, c, n, b, fm);
 	if (unlikely(--h->drain_tick == 0))
 		return hak__heap_drain_tick(h);
 }
 
-/* A suspect block (reported, never returns) or any block at level 2. */
+/* A suspect block (reported unless HAKMEM_CHECK=0) or any block at level
+ * 2, in a page h holds. */
 static HAK_NOINLINE void free_checked(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
 {
 	hak__block_check(pg, b, hak__call_free);
@@ -139,25 +156,18 @@ static HAK_NOINLINE void free_checked(struct hak_heap *h, struct hak_page *pg, s
 /* Every call below is a tail call, so the fast path needs no stack frame. */
 void hak__free(void *p)
 {
-	unsigned kind = hak__map_kind(p);
 	struct hak_heap *h = hak__tl_heap;
-	if (unlikely(kind != HAK_MAP_SMALL)) {
-		if (!p)
-			return;
-		return free_generic(h, p, kind);
-	}
+	if (unlikely(!hak__in_arena(p)))
+		return free_generic(h, p);
 	struct hak_page *pg = hak__page_of(p);
 	if (unlikely(atomic_load_explicit(&pg->owner, memory_order_relaxed) != (uintptr_t)h))
-		return free_generic(h, p, kind);
+		return free_generic(h, p);
+	/* the checks of HAKMEM_CHECK=1 (at 0 too: free_checked reports nothing
+	 * then, and frees the block as it comes) */
 	struct hak_block *b = p;
 	uintptr_t fm = hak__free_marker(b);
-	unsigned level = hak__guard.level;
-	if (likely(level == 1)) {
-		if (unlikely(!hak__block_start(pg, p) || b->marker == fm))
-			return free_checked(h, pg, b);
-	} else if (level) {
+	if (unlikely(!hak__block_start(pg, p) || b->marker == fm))
 		return free_checked(h, pg, b);
-	}
 	return free_held(h, pg, b, fm);
 }
 
@@ -373,6 +383,111 @@ static __attribute__((unused)) struct mallinfo mallinfo_impl(void)
 	m.keepcost = (int)m2.keepcost;
 	return m;
 }
+
+/* C++ operator new and delete ------------------------------------------------
+ *
+ * Defined here, as tcmalloc, jemalloc and mimalloc do, so that new and delete
+ * cost what malloc and free do: libstdc++'s own operator new is a call
+ * through the PLT to malloc plus its handler loop.  Only the failure path is
+ * C++'s: call the new-handler until there is none, then throw std::bad_alloc
+ * through libstdc++'s own helper.  Both are weak references, so that a C
+ * program does not need libstdc++; a C++ program that calls operator new
+ * has it loaded.  (The frames here have unwind tables, the default on
+ * x86-64, so that the exception passes through them.) */
+#if defined(HAK_OVERRIDE) && !defined(HAK_NO_OVERRIDE)
+typedef void (*hak_new_handler)(void);
+extern hak_new_handler _ZSt15get_new_handlerv(void) __attribute__((weak));
+extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
+
+/* The allocation of size bytes (aligned to align unless 0) failed. */
+static HAK_NOINLINE void *new_failed(size_t size, size_t align, bool nothrow)
+{
+	for (;;) {
+		hak_new_handler h = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
+		if (!h) {
+			if (nothrow)
+				return NULL;
+			if (_ZSt17__throw_bad_allocv)
+				_ZSt17__throw_bad_allocv();
+			hak__write_err("hakmem: operator new: out of memory, and no "
+				       "std::bad_alloc to throw\n", NULL, NULL);
+			abort();
+		}
+		h(); /* frees memory, or throws, or ends the program */
+		void *p = align ? hak__aligned(align, size) : hak__malloc(size);
+		if (p)
+			return p;
+	}
+}
+
+static inline void *new_impl(size_t size)
+{
+	void *p = hak__malloc(size);
+	return likely(p != NULL) ? p : new_failed(size, 0, false);
+}
+
+static void *new_nothrow(size_t size, const void *nt)
+{
+	(void)nt;
+	void *p = hak__malloc(size);
+	return likely(p != NULL) ? p : new_failed(size, 0, true);
+}
+
+/* align: a power of two (the language guarantees it) */
+static void *new_aligned(size_t size, size_t align)
+{
+	void *p = hak__aligned(align, size);
+	return likely(p != NULL) ? p : new_failed(size, align, false);
+}
+
+static void *new_aligned_nothrow(size_t size, size_t align, const void *nt)
+{
+	(void)nt;
+	void *p = hak__aligned(align, size);
+	return likely(p != NULL) ? p : new_failed(size, align, true);
+}
+
+HAK_PUBLIC void *_Znwm(size_t size);
+HAK_PUBLIC void *_Znam(size_t size);
+void *_Znwm(size_t size)
+{
+	return new_impl(size);
+}
+void *_Znam(size_t size)
+{
+	return new_impl(size);
+}
+HAK_ALIAS(_ZnwmRKSt9nothrow_t, new_nothrow);
+HAK_ALIAS(_ZnamRKSt9nothrow_t, new_nothrow);
+HAK_ALIAS(_ZnwmSt11align_val_t, new_aligned);
+HAK_ALIAS(_ZnamSt11align_val_t, new_aligned);
+HAK_ALIAS(_ZnwmSt11align_val_tRKSt9nothrow_t, new_aligned_nothrow);
+HAK_ALIAS(_ZnamSt11align_val_tRKSt9nothrow_t, new_aligned_nothrow);
+/* every delete is a free: the size and alignment it may pass are known */
+HAK_ALIAS(_ZdlPv, hak__free);
+HAK_ALIAS(_ZdaPv, hak__free);
+static void delete_extra(void *p, size_t extra)
+{
+	(void)extra;
+	hak__free(p);
+}
+static void delete_extra2(void *p, size_t extra, size_t extra2)
+{
+	(void)extra;
+	(void)extra2;
+	hak__free(p);
+}
+HAK_ALIAS(_ZdlPvm, delete_extra);                 /* sized */
+HAK_ALIAS(_ZdaPvm, delete_extra);
+HAK_ALIAS(_ZdlPvRKSt9nothrow_t, delete_extra);    /* nothrow */
+HAK_ALIAS(_ZdaPvRKSt9nothrow_t, delete_extra);
+HAK_ALIAS(_ZdlPvSt11align_val_t, delete_extra);   /* aligned */
+HAK_ALIAS(_ZdaPvSt11align_val_t, delete_extra);
+HAK_ALIAS(_ZdlPvmSt11align_val_t, delete_extra2); /* sized, aligned */
+HAK_ALIAS(_ZdaPvmSt11align_val_t, delete_extra2);
+HAK_ALIAS(_ZdlPvSt11align_val_tRKSt9nothrow_t, delete_extra2);
+HAK_ALIAS(_ZdaPvSt11align_val_tRKSt9nothrow_t, delete_extra2);
+#endif
 
 /* Exported names ------------------------------------------------------------ */
 

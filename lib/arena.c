@@ -68,6 +68,7 @@ static struct hak_arena *arena_new(void)
 		return NULL;
 	}
 	a->pages_carved = 0;
+	hak__arena_tab_set(a, true);
 	HAK_GSTAT_ADD(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
 	return a;
 }
@@ -138,6 +139,7 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 	pages_out++;
 	hak__spin_unlock(&pool_lock);
 	if (fresh) { /* a third arena in the race: not needed */
+		hak__arena_tab_set(fresh, false);
 		hak__map_set(fresh, HAK_ARENA_SIZE, HAK_MAP_NONE);
 		hak__os_unmap(fresh, HAK_ARENA_SIZE);
 		HAK_GSTAT_SUB(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);

@@ -4,10 +4,13 @@
  * reports.  Every report is one line on stderr naming the address, then
  * abort(), as glibc does.
  *
- * What each level checks (free's fast path branches on level; the link and
- * thread-cache checks are masked with check_mask, so level 0 runs the same
- * code without them; slack and small_limit route level 2's calls through
- * the paths that write canaries):
+ * What each level checks.  free's fast path makes the level-1 checks at
+ * every level and hands a suspect block to free_checked, which reports it
+ * unless the level is 0 (so level 0 costs what level 1 does, and acts as
+ * before); the link and thread-cache checks are masked with check_mask, so
+ * level 0 runs the same code without them; slack and small_limit route
+ * level 2's allocations through the paths that write canaries, and an empty
+ * arena table (map.c) routes its frees through the one that checks them:
  *   0  nothing beyond what routing needs (a pointer hakmem never mapped is
  *      still reported: free could not find its page otherwise).
  *   1  free: the pointer starts a block of a page in use, and is not free

@@ -65,6 +65,7 @@ static void heap_setup(struct hak_heap *h)
 		h->partial[c] = NULL;
 		h->full[c] = h->full_tail[c] = NULL;
 		h->tc_count[c] = 0;
+		h->tc_cap[c] = hak__tc_cap[c];
 	}
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);

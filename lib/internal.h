@@ -28,12 +28,20 @@
 
 #define HAK_CACHE_LINE 64
 
-/* Single-writer relaxed counter update: a plain add, no lock prefix. */
+/* Single-writer counter update: a plain add, no lock prefix.  On x86-64 one
+ * add instruction on memory (a relaxed atomic load and store would be three:
+ * compilers do not fuse them); readers load the word relaxed, and an aligned
+ * 8-byte store is never torn. */
+#if defined(__x86_64__)
+#define HAK_STAT_ADD(field, n) \
+	__asm__ volatile("addq %1, %0" : "+m"(field) : "er"((uint64_t)(n)))
+#else
 #define HAK_STAT_ADD(field, n)                                                   \
 	atomic_store_explicit((_Atomic uint64_t *)&(field),                      \
 			      atomic_load_explicit((_Atomic uint64_t *)&(field), \
 						   memory_order_relaxed) + (n),  \
 			      memory_order_relaxed)
+#endif
 #define HAK_GSTAT_ADD(field, n) \
 	atomic_fetch_add_explicit((_Atomic uint64_t *)&(field), (n), memory_order_relaxed)
 #define HAK_GSTAT_SUB(field, n) \
@@ -176,6 +184,7 @@ HAK_HIDDEN extern const uint8_t hak__tc_cap[HAK_NUM_CLASSES];
  * cache; other threads only push onto pending[]. */
 struct hak_heap {
 	uint16_t tc_count[HAK_NUM_CLASSES];
+	uint16_t tc_cap[HAK_NUM_CLASSES]; /* hak__tc_cap, here on the line free reads */
 	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
 	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
@@ -231,17 +240,14 @@ HAK_HIDDEN const char *hak__strategy_name(int s);
 
 /* sizeclass.c ---------------------------------------------------------- */
 HAK_HIDDEN extern const uint32_t hak__class_size[HAK_NUM_CLASSES];
-HAK_HIDDEN extern const uint8_t hak__class_small[(1024 >> 4) + 1];
+HAK_HIDDEN extern const uint8_t hak__class_index[(HAK_SMALL_MAX >> 4) + 1];
 HAK_HIDDEN extern const uint8_t hak__class_mid[(HAK_SMALL_MAX >> 7) + 1];
 HAK_HIDDEN unsigned hak__class_of_large(size_t size);
 
-/* The class of size (<= HAK_SMALL_MAX): two table lookups, no branch on
- * the size beyond the first. */
+/* The class of size (<= HAK_SMALL_MAX): one table lookup, no branch. */
 static inline unsigned hak__class_of(size_t size)
 {
-	if (likely(size <= 1024))
-		return hak__class_small[(size + 15) >> 4];
-	return hak__class_mid[(size + 127) >> 7];
+	return hak__class_index[(size + 15) >> 4];
 }
 
 /* os.c ------------------------------------------------------------------ */
@@ -284,6 +290,19 @@ static inline unsigned hak__map_kind(const void *p)
 				    memory_order_relaxed);
 }
 HAK_HIDDEN int hak__map_set(void *p, size_t size, unsigned kind);
+/* One byte per 4 MiB: 1 where an arena of pages is (its metadata page too). */
+struct hak_arena_tab {
+	uint8_t *tab;
+	uintptr_t len; /* entries; 0 until hak__arena_tab_init() */
+};
+HAK_HIDDEN extern struct hak_arena_tab hak__arena_tab;
+HAK_HIDDEN void hak__arena_tab_init(void);
+HAK_HIDDEN void hak__arena_tab_set(const void *arena, bool in);
+static inline bool hak__in_arena(const void *p)
+{
+	uintptr_t i = (uintptr_t)p >> HAK_ARENA_SHIFT;
+	return likely(i < hak__arena_tab.len) && hak__arena_tab.tab[i];
+}
 
 /* arena.c: arenas, page descriptors, the free-page pool, purge ---------- */
 static inline struct hak_arena *hak__arena_of(const void *p)

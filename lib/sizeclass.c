@@ -26,16 +26,25 @@ const uint32_t hak__class_size[HAK_NUM_CLASSES] = {
 	9344, 10880, 13056, 16384, 21760, 32768,
 };
 
-/* hak__class_small[(n + 15) >> 4] is the class of every n <= 1024. */
-#define C4(x) x, x, x, x
-const uint8_t hak__class_small[(1024 >> 4) + 1] = {
-	0, 0, 1, 2, 3, 4, 5, 6, 7,   /* 0..128 */
-	8, 8, 9, 9, 10, 10, 11, 11,  /* ..256 */
-	C4(12), C4(13), C4(14), C4(15),  /* ..512 */
-	C4(16), C4(16), C4(17), C4(17), C4(18), C4(18), C4(19), C4(19), /* ..1024 */
+/* hak__class_index[(n + 15) >> 4] is the class of every n <= 32768: one
+ * lookup on the malloc fast path, in a 2 KiB table (the classes are at
+ * least 16 bytes apart, so 16-byte steps are exact). */
+const uint8_t hak__class_index[(HAK_SMALL_MAX >> 4) + 1] = {
+	[0 ... 1] = 0, [2] = 1, [3] = 2, [4] = 3, [5] = 4, [6] = 5, [7] = 6, [8] = 7,
+	[9 ... 10] = 8, [11 ... 12] = 9, [13 ... 14] = 10, [15 ... 16] = 11,
+	[17 ... 20] = 12, [21 ... 24] = 13, [25 ... 28] = 14, [29 ... 32] = 15,
+	[33 ... 40] = 16, [41 ... 48] = 17, [49 ... 56] = 18, [57 ... 64] = 19,
+	[65 ... 80] = 20, [81 ... 96] = 21, [97 ... 112] = 22, [113 ... 128] = 23,
+	[129 ... 160] = 24, [161 ... 192] = 25, [193 ... 224] = 26,
+	[225 ... 256] = 27, [257 ... 288] = 28, [289 ... 336] = 29,
+	[337 ... 368] = 30, [369 ... 408] = 31, [409 ... 448] = 32,
+	[449 ... 512] = 33, [513 ... 584] = 34, [585 ... 680] = 35,
+	[681 ... 816] = 36, [817 ... 1024] = 37, [1025 ... 1360] = 38,
+	[1361 ... 2048] = 39,
 };
 
-/* hak__class_mid[(n + 127) >> 7] is the class of every n in (1024, 32768]:
+/* hak__class_mid[(n + 127) >> 7] is the class of every n in (1024, 32768]
+ * (the aligned allocations' search starts here):
  * above 1 KiB every class size is a multiple of 128, so 128-byte steps are
  * exact.  (Generated from hak__class_size; unit-tested against it.) */
 const uint8_t hak__class_mid[(HAK_SMALL_MAX >> 7) + 1] = {
