@@ -66,12 +66,18 @@ static HAK_NOINLINE void *malloc_other(struct hak_heap *h, size_t size)
 	return large_alloc(size, HAK_MIN_ALIGN, false);
 }
 
-void *hak__malloc(size_t size)
+/* malloc's whole fast path, inlined into malloc and operator new alike */
+static inline __attribute__((always_inline)) void *malloc_inline(size_t size)
 {
 	struct hak_heap *h = hak__tl_heap;
 	if (likely(size < hak__guard.small_limit))
 		return small_alloc(h, hak__class_of(size));
 	return malloc_other(h, size);
+}
+
+void *hak__malloc(size_t size)
+{
+	return malloc_inline(size);
 }
 
 /* free --------------------------------------------------------------------- */
@@ -422,7 +428,7 @@ static HAK_NOINLINE void *new_failed(size_t size, size_t align, bool nothrow)
 
 static inline void *new_impl(size_t size)
 {
-	void *p = hak__malloc(size);
+	void *p = malloc_inline(size);
 	return likely(p != NULL) ? p : new_failed(size, 0, false);
 }
 
