@@ -26,12 +26,25 @@ expect_usage_error "bad tunable" sweep FOO=1,2
 expect_usage_error "tunable without values" sweep HAKMEM_LEASE_US=
 expect_usage_error "drain through --set" sweep --set HAKMEM_DRAIN=owner
 expect_usage_error "baseline not run" larson --allocator glibc --baseline jemalloc
+# larson draws with the published generator (714025 values) from an int seed.
+expect_usage_error "slice beyond the generator" larson --chunks 714026
+expect_usage_error "size range beyond the generator" larson --min 16 --max 1M
+expect_usage_error "seed beyond an int" larson --seed 2147483648
+expect_usage_error "unknown option (churn)" churn --frobnicate
+expect_usage_error "--check is larson's (churn always checks)" churn --check
+expect_usage_error "zero rounds (churn)" churn --rounds 0
+expect_usage_error "stray argument (churn)" churn 12
 
 # Help works and exits 0.
 if "$BENCH" larson --help | grep -q -- "--allocator"; then
 	pass "larson --help"
 else
 	fail "larson --help does not list --allocator"
+fi
+if "$BENCH" churn --help | grep -q -- "in a thread's life"; then
+	pass "churn --help"
+else
+	fail "churn --help does not say what --rounds means for churn"
 fi
 if "$BENCH" sweep --help | grep -q -- "--strategies"; then
 	pass "sweep --help"

@@ -29,16 +29,31 @@
 #define BENCH_EXIT_FAILED 1
 #define BENCH_EXIT_USAGE 2
 
-/* Defaults of the Larson workload: the seed report's MF2 target, 2-32 KiB
- * blocks on 4 threads. */
+/* The workloads a run can do. */
+enum bench_workload {
+	WL_LARSON, /* the published Larson & Krishnan program (larson.c) */
+	WL_CHURN,  /* thread churn: chains of short-lived threads (churn.c) */
+};
+const char *workload_name(enum bench_workload w); /* main.c */
+
+/* Defaults of the Larson workload: the published program's run of the seed
+ * report, `larson 10 2048 32768 1000 100 _ 4`, but 2 s long. */
 #define LARSON_DEF_THREADS 4
 #define LARSON_DEF_CHUNKS 1000
-#define LARSON_DEF_ROUNDS 10000
+#define LARSON_DEF_ROUNDS 100   /* a generation does ROUNDS x CHUNKS ops */
 #define LARSON_DEF_MIN 2048
 #define LARSON_DEF_MAX 32768
 #define LARSON_DEF_SECONDS 2.0
-#define LARSON_DEF_SEED 1
+#define LARSON_DEF_SEED 4141    /* the seed of mimalloc-bench's larson runs */
 #define LARSON_DEF_SAMPLE 64 /* time 1 in this many calls with --latency */
+/* The published generator draws from [0, LARSON_RNG_RANGE): a slice or a
+ * size range larger than that would leave blocks or sizes never drawn. */
+#define LARSON_RNG_RANGE 714025u
+#define LARSON_MAX_SEED 2147483647u /* the published program reads an int */
+
+/* Defaults of the churn workload (hakmem-bench's old "larson" variant). */
+#define CHURN_DEF_ROUNDS 10000  /* ops in a thread's life */
+#define CHURN_DEF_SEED 1
 
 #define LARSON_MAX_THREADS 1024
 #define LARSON_MAX_CHUNKS (1u << 24)
@@ -47,14 +62,18 @@
 
 #define RUN_DEF_TIMEOUT 60.0 /* seconds a child may run past its --seconds */
 
-/* What one Larson run does. */
+/* What one run does (larson or churn; the fields mean what hakmem-bench(1)
+ * says for each). */
 struct larson_cfg {
-	unsigned threads;   /* chains of threads running at once */
+	enum bench_workload workload;
+	unsigned threads;   /* larson: slices worked at once; churn: chains */
 	unsigned chunks;    /* live blocks per thread */
-	unsigned rounds;    /* free+malloc pairs before a thread hands over */
-	uint64_t min, max;  /* block sizes, inclusive */
+	unsigned rounds;    /* larson: a generation does rounds x chunks ops;
+			     * churn: ops in one thread's life */
+	uint64_t min, max;  /* block sizes: larson [min, max), churn [min, max] */
 	double seconds;     /* timed phase */
 	uint64_t seed;
+	bool check;         /* larson: tag and check every block (churn always) */
 	bool latency;       /* sample per-call latency */
 	unsigned sample;    /* with latency: time 1 in sample calls */
 };
@@ -74,9 +93,10 @@ struct alloc_counters {
 	uint64_t lease_refusals, remote_frees;
 };
 
-/* What one Larson run measured. */
+/* What one run measured. */
 struct larson_result {
 	uint64_t ops;           /* free+malloc pairs in the timed phase */
+	uint64_t warmup_ops;    /* larson: the main thread's mallocs before the threads */
 	double elapsed;         /* seconds of the timed phase */
 	double ops_per_sec;
 	uint64_t threads_created; /* thread generations, including the first */
@@ -101,7 +121,7 @@ struct run_record {
 int opt_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 int opt_parse_size(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 int opt_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
-int opt_check_larson(const struct larson_cfg *cfg);
+int opt_check_workload(const struct larson_cfg *cfg);
 void opt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char **opt_split_list(const char *s, size_t *n); /* comma list, free with opt_free_list */
 void opt_free_list(char **v, size_t n);
@@ -111,14 +131,18 @@ struct opt_workload {
 	char *chunks, *rounds, *min, *max, *seconds, *seed, *timeout;
 };
 extern struct opt_workload opt_workload;
-extern const struct poptOption opt_workload_table[];
+extern const struct poptOption opt_workload_table[];       /* larson, sweep */
+extern const struct poptOption opt_churn_workload_table[]; /* churn */
+/* Fill cfg from the options, with cfg->workload's defaults. */
 int opt_workload_finish(struct larson_cfg *cfg, double *timeout);
 /* Take every option of con, the popt context of subcommand cmd: 0, or on a
  * usage error -1 after one line on stderr, with con freed. */
 int opt_popt_parse(const char *cmd, void *con);
 
-/* larson.c */
+/* larson.c, churn.c; workload_run (main.c) calls the one cfg names. */
 int larson_run(const struct larson_cfg *cfg, struct larson_result *res);
+int churn_run(const struct larson_cfg *cfg, struct larson_result *res);
+int workload_run(const struct larson_cfg *cfg, struct larson_result *res);
 
 /* latency.c: per-thread sample buffers, outside the allocator under test. */
 struct lat_buf;
@@ -199,6 +223,7 @@ int runner_run_larson(const struct allocator *a, const struct larson_cfg *cfg,
 
 /* main.c / sweep.c: the sub-commands. */
 int cmd_larson(int argc, const char **argv);
+int cmd_churn(int argc, const char **argv);
 int cmd_sweep(int argc, const char **argv);
 int cmd_child(int argc, const char **argv);
 

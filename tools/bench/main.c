@@ -1,7 +1,7 @@
 /*
- * main.c - hakmem-bench: sub-command dispatch, the larson command (options,
- * in-process run or comparison of allocators in child processes) and the
- * hidden child mode that the comparison and the sweep re-execute.
+ * main.c - hakmem-bench: sub-command dispatch, the larson and churn commands
+ * (options, in-process run or comparison of allocators in child processes)
+ * and the hidden child mode that the comparison and the sweep re-execute.
  */
 #include "bench.h"
 
@@ -17,11 +17,13 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: %s COMMAND [OPTION...]\n"
-		"Benchmarks malloc implementations with the Larson server workload.\n\n"
+		"Benchmarks malloc implementations.\n\n"
 		"Commands:\n"
-		"  larson   run the workload under the loaded allocator, or compare\n"
-		"           allocators with --allocator hakmem,glibc,mimalloc,...\n"
-		"  sweep    run the workload under hakmem for each drain strategy,\n"
+		"  larson   the published Larson server benchmark under the loaded\n"
+		"           allocator, or compare allocators with --allocator A,B,...\n"
+		"  churn    thread churn: chains of short-lived threads that hand\n"
+		"           their blocks on (same options and comparison)\n"
+		"  sweep    run larson under hakmem for each drain strategy,\n"
 		"           period, thread count and HAKMEM_* setting\n\n"
 		"'%s COMMAND --help' lists the options of a command.\n",
 		BENCH_PROG, BENCH_PROG);
@@ -31,11 +33,13 @@ int main(int argc, char **argv)
 {
 	const char **av = (const char **)argv;
 	if (argc < 2) {
-		opt_error("no command given (larson or sweep); try '%s --help'", BENCH_PROG);
+		opt_error("no command given (larson, churn or sweep); try '%s --help'", BENCH_PROG);
 		return BENCH_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "larson") == 0)
 		return cmd_larson(argc - 1, av + 1);
+	if (strcmp(argv[1], "churn") == 0)
+		return cmd_churn(argc - 1, av + 1);
 	if (strcmp(argv[1], "sweep") == 0)
 		return cmd_sweep(argc - 1, av + 1);
 	if (strcmp(argv[1], CHILD_CMD) == 0)
@@ -48,8 +52,19 @@ int main(int argc, char **argv)
 		printf("%s (hakmem) %s\n", BENCH_PROG, PACKAGE_VERSION);
 		return BENCH_EXIT_OK;
 	}
-	opt_error("unknown command '%s' (larson or sweep); try '%s --help'", argv[1], BENCH_PROG);
+	opt_error("unknown command '%s' (larson, churn or sweep); try '%s --help'", argv[1],
+		  BENCH_PROG);
 	return BENCH_EXIT_USAGE;
+}
+
+const char *workload_name(enum bench_workload w)
+{
+	return w == WL_CHURN ? "churn" : "larson";
+}
+
+int workload_run(const struct larson_cfg *cfg, struct larson_result *res)
+{
+	return cfg->workload == WL_CHURN ? churn_run(cfg, res) : larson_run(cfg, res);
 }
 
 /* The settings of this process's allocator that a record names. */
@@ -61,11 +76,11 @@ static void record_env(struct run_record *r)
 	r->period = p && *p ? strtol(p, NULL, 10) : -1;
 }
 
-/* Child mode: __child FD NAME THREADS CHUNKS ROUNDS MIN MAX SECONDS SEED SAMPLE
- * (written by runner.c; not for people). */
+/* Child mode: __child FD NAME WORKLOAD THREADS CHUNKS ROUNDS MIN MAX SECONDS
+ * SEED SAMPLE CHECK (written by runner.c; not for people). */
 int cmd_child(int argc, const char **argv)
 {
-	if (argc != 11) {
+	if (argc != 13) {
 		opt_error("%s is internal to %s", CHILD_CMD, BENCH_PROG);
 		return BENCH_EXIT_USAGE;
 	}
@@ -73,54 +88,72 @@ int cmd_child(int argc, const char **argv)
 	static struct run_record rec;
 	struct larson_cfg *c = &rec.cfg;
 	snprintf(rec.allocator, sizeof rec.allocator, "%s", argv[2]);
-	c->threads = (unsigned)strtoul(argv[3], NULL, 10);
-	c->chunks = (unsigned)strtoul(argv[4], NULL, 10);
-	c->rounds = (unsigned)strtoul(argv[5], NULL, 10);
-	c->min = strtoull(argv[6], NULL, 10);
-	c->max = strtoull(argv[7], NULL, 10);
-	c->seconds = strtod(argv[8], NULL);
-	c->seed = strtoull(argv[9], NULL, 10);
-	c->sample = (unsigned)strtoul(argv[10], NULL, 10);
+	bool known = strcmp(argv[3], "larson") == 0 || strcmp(argv[3], "churn") == 0;
+	c->workload = strcmp(argv[3], "churn") == 0 ? WL_CHURN : WL_LARSON;
+	c->threads = (unsigned)strtoul(argv[4], NULL, 10);
+	c->chunks = (unsigned)strtoul(argv[5], NULL, 10);
+	c->rounds = (unsigned)strtoul(argv[6], NULL, 10);
+	c->min = strtoull(argv[7], NULL, 10);
+	c->max = strtoull(argv[8], NULL, 10);
+	c->seconds = strtod(argv[9], NULL);
+	c->seed = strtoull(argv[10], NULL, 10);
+	c->sample = (unsigned)strtoul(argv[11], NULL, 10);
 	c->latency = c->sample > 0;
+	c->check = strcmp(argv[12], "1") == 0;
 	FILE *out = fdopen(fd, "w");
-	if (!out || c->threads == 0 || c->chunks == 0 || c->min == 0 || c->min > c->max) {
+	if (!out || !known || c->threads == 0 || c->chunks == 0 || c->min == 0 || c->min > c->max) {
 		opt_error("%s: bad arguments", CHILD_CMD);
 		return BENCH_EXIT_USAGE;
 	}
 	record_env(&rec);
-	if (larson_run(c, &rec.res) != 0)
+	if (workload_run(c, &rec.res) != 0)
 		return BENCH_EXIT_FAILED;
 	report_run_json(out, &rec);
 	fputc('\n', out);
 	return fclose(out) == 0 ? BENCH_EXIT_OK : BENCH_EXIT_FAILED;
 }
 
-/* larson ----------------------------------------------------------------- */
+/* larson and churn ------------------------------------------------------- */
 
 static struct {
 	char *threads, *allocators, *runs, *baseline, *sample;
-	int json, latency;
+	int json, latency, check;
 } lo;
+
+/* The options after the workload's own, common to larson and churn. */
+#define RUN_OPTIONS                                                                           \
+	{ "allocator", 'a', POPT_ARG_STRING, &lo.allocators, 0,                               \
+	  "compare allocators, each in child processes: hakmem, glibc, mimalloc, jemalloc, "  \
+	  "tcmalloc or a path to a malloc .so",                                               \
+	  "A,B,..." },                                                                        \
+	{ "runs", 'n', POPT_ARG_STRING, &lo.runs, 0,                                          \
+	  "with --allocator: runs per allocator, interleaved (default 1)", "N" },             \
+	{ "baseline", 'b', POPT_ARG_STRING, &lo.baseline, 0,                                  \
+	  "with --allocator: allocator the ratios are relative to (default the first)", "A" },\
+	{ "latency", 'l', POPT_ARG_NONE, &lo.latency, 0,                                      \
+	  "sample per-call latency of malloc and free (p50, p99, p99.9, max)", NULL },        \
+	{ "sample", 0, POPT_ARG_STRING, &lo.sample, 0,                                        \
+	  "with --latency: time 1 call in N (default 64)", "N" },                             \
+	{ "json", 'j', POPT_ARG_NONE, &lo.json, 0, "print one JSON object", NULL },           \
+	POPT_AUTOHELP                                                                         \
+	POPT_TABLEEND
+
+static const struct poptOption churn_table[] = {
+	{ "threads", 't', POPT_ARG_STRING, &lo.threads, 0,
+	  "chains of threads running at once (default 4)", "N" },
+	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, (void *)opt_churn_workload_table, 0, "Workload:", NULL },
+	RUN_OPTIONS
+};
 
 static const struct poptOption larson_table[] = {
 	{ "threads", 't', POPT_ARG_STRING, &lo.threads, 0,
-	  "threads running at once (default 4)", "N" },
+	  "threads running at once, each on its own slice (default 4)", "N" },
 	{ NULL, 0, POPT_ARG_INCLUDE_TABLE, (void *)opt_workload_table, 0, "Workload:", NULL },
-	{ "allocator", 'a', POPT_ARG_STRING, &lo.allocators, 0,
-	  "compare allocators, each in child processes: hakmem, glibc, mimalloc, jemalloc, "
-	  "tcmalloc or a path to a malloc .so",
-	  "A,B,..." },
-	{ "runs", 'n', POPT_ARG_STRING, &lo.runs, 0,
-	  "with --allocator: runs per allocator, interleaved (default 1)", "N" },
-	{ "baseline", 'b', POPT_ARG_STRING, &lo.baseline, 0,
-	  "with --allocator: allocator the ratios are relative to (default the first)", "A" },
-	{ "latency", 'l', POPT_ARG_NONE, &lo.latency, 0,
-	  "sample per-call latency of malloc and free (p50, p99, p99.9, max)", NULL },
-	{ "sample", 0, POPT_ARG_STRING, &lo.sample, 0,
-	  "with --latency: time 1 call in N (default 64)", "N" },
-	{ "json", 'j', POPT_ARG_NONE, &lo.json, 0, "print one JSON object", NULL },
-	POPT_AUTOHELP
-	POPT_TABLEEND
+	{ "check", 0, POPT_ARG_NONE, &lo.check, 0,
+	  "tag every block and check the tag before its free, instead of the published "
+	  "two-byte write",
+	  NULL },
+	RUN_OPTIONS
 };
 
 struct compare {
@@ -280,18 +313,28 @@ static int larson_compare(const struct larson_cfg *cfg, double timeout)
 	return rc;
 }
 
-int cmd_larson(int argc, const char **argv)
+static int cmd_workload(enum bench_workload wl, int argc, const char **argv)
 {
-	poptContext con = poptGetContext(BENCH_PROG " larson", argc, argv, larson_table, 0);
-	if (opt_popt_parse("larson", con) != 0)
+	const char *name = workload_name(wl);
+	char title[64];
+	snprintf(title, sizeof title, "%s %s", BENCH_PROG, name);
+	poptContext con = poptGetContext(title, argc, argv,
+					 wl == WL_CHURN ? churn_table : larson_table, 0);
+	if (opt_popt_parse(name, con) != 0)
 		return BENCH_EXIT_USAGE;
 	const char *extra = poptGetArg(con);
 	if (extra) {
-		opt_error("larson: unexpected argument '%s'", extra);
+		opt_error("%s: unexpected argument '%s'", name, extra);
 		poptFreeContext(con);
 		return BENCH_EXIT_USAGE;
 	}
-	struct larson_cfg cfg = { .threads = LARSON_DEF_THREADS, .sample = LARSON_DEF_SAMPLE };
+	struct larson_cfg cfg = {
+		.workload = wl,
+		.threads = LARSON_DEF_THREADS,
+		.sample = LARSON_DEF_SAMPLE,
+		/* churn has always tagged and checked its blocks */
+		.check = wl == WL_CHURN || lo.check,
+	};
 	double timeout;
 	uint64_t v;
 	int rc = BENCH_EXIT_USAGE;
@@ -306,7 +349,7 @@ int cmd_larson(int argc, const char **argv)
 	if (opt_workload_finish(&cfg, &timeout) != 0)
 		goto out;
 	if (!lo.allocators && (lo.runs || lo.baseline)) {
-		opt_error("larson: %s needs --allocator", lo.runs ? "--runs" : "--baseline");
+		opt_error("%s: %s needs --allocator", name, lo.runs ? "--runs" : "--baseline");
 		goto out;
 	}
 	cfg.latency = lo.latency != 0;
@@ -318,7 +361,7 @@ int cmd_larson(int argc, const char **argv)
 	rec.cfg = cfg;
 	snprintf(rec.allocator, sizeof rec.allocator, "%s", probe_allocator_name());
 	record_env(&rec);
-	if (larson_run(&cfg, &rec.res) != 0) {
+	if (workload_run(&cfg, &rec.res) != 0) {
 		rc = BENCH_EXIT_FAILED;
 		goto out;
 	}
@@ -332,4 +375,14 @@ int cmd_larson(int argc, const char **argv)
 out:
 	poptFreeContext(con);
 	return rc;
+}
+
+int cmd_larson(int argc, const char **argv)
+{
+	return cmd_workload(WL_LARSON, argc, argv);
+}
+
+int cmd_churn(int argc, const char **argv)
+{
+	return cmd_workload(WL_CHURN, argc, argv);
 }

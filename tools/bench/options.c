@@ -111,11 +111,25 @@ int opt_parse_double(const char *opt, const char *s, double lo, double hi, doubl
 	return 0;
 }
 
-int opt_check_larson(const struct larson_cfg *cfg)
+int opt_check_workload(const struct larson_cfg *cfg)
 {
 	if (cfg->min > cfg->max) {
 		opt_error("--min (%llu) is larger than --max (%llu)",
 			  (unsigned long long)cfg->min, (unsigned long long)cfg->max);
+		return -1;
+	}
+	if (cfg->workload != WL_LARSON)
+		return 0;
+	/* The published generator cannot reach past its range: refuse rather
+	 * than run a workload that never draws some blocks or sizes. */
+	if (cfg->chunks > LARSON_RNG_RANGE) {
+		opt_error("--chunks: %u is more than larson's generator can pick from (%u)",
+			  cfg->chunks, LARSON_RNG_RANGE);
+		return -1;
+	}
+	if (cfg->max - cfg->min > LARSON_RNG_RANGE) {
+		opt_error("--max - --min: %llu bytes is wider than larson's generator draws (%u)",
+			  (unsigned long long)(cfg->max - cfg->min), LARSON_RNG_RANGE);
 		return -1;
 	}
 	return 0;
@@ -163,35 +177,55 @@ void opt_free_list(char **v, size_t n)
 
 struct opt_workload opt_workload;
 
+/* The options of both workloads but --chunks and --rounds, which mean
+ * different things in each. */
+#define WORKLOAD_COMMON_OPTIONS                                                              \
+	{ "min", 0, POPT_ARG_STRING, &opt_workload.min, 0,                                   \
+	  "smallest block, bytes or with K/M suffix (default 2048)", "SIZE" },               \
+	{ "max", 0, POPT_ARG_STRING, &opt_workload.max, 0,                                   \
+	  "largest block (default 32768; larson draws below it, as published)", "SIZE" },   \
+	{ "seconds", 's', POPT_ARG_STRING, &opt_workload.seconds, 0,                         \
+	  "length of the timed phase of each run (default 2)", "SECONDS" },                  \
+	{ "timeout", 0, POPT_ARG_STRING, &opt_workload.timeout, 0,                           \
+	  "kill a child run after this many seconds (default 60)", "SECONDS" }
+
 const struct poptOption opt_workload_table[] = {
 	{ "chunks", 'c', POPT_ARG_STRING, &opt_workload.chunks, 0,
-	  "live blocks per thread (default 1000)", "N" },
+	  "blocks in each thread's slice (default 1000)", "N" },
 	{ "rounds", 'r', POPT_ARG_STRING, &opt_workload.rounds, 0,
-	  "free+malloc pairs before a thread hands its blocks to a new thread (default 10000)",
+	  "a thread does N x CHUNKS free+malloc pairs, then hands its slice to a new "
+	  "thread (default 100)",
 	  "N" },
-	{ "min", 0, POPT_ARG_STRING, &opt_workload.min, 0,
-	  "smallest block, bytes or with K/M suffix (default 2048)", "SIZE" },
-	{ "max", 0, POPT_ARG_STRING, &opt_workload.max, 0,
-	  "largest block (default 32768)", "SIZE" },
-	{ "seconds", 's', POPT_ARG_STRING, &opt_workload.seconds, 0,
-	  "length of the timed phase of each run (default 2)", "SECONDS" },
 	{ "seed", 0, POPT_ARG_STRING, &opt_workload.seed, 0,
-	  "seed of the per-thread random generators (default 1)", "N" },
-	{ "timeout", 0, POPT_ARG_STRING, &opt_workload.timeout, 0,
-	  "kill a child run after this many seconds (default 60)", "SECONDS" },
+	  "seed of the published program's generator (default 4141)", "N" },
+	WORKLOAD_COMMON_OPTIONS,
+	POPT_TABLEEND
+};
+
+const struct poptOption opt_churn_workload_table[] = {
+	{ "chunks", 'c', POPT_ARG_STRING, &opt_workload.chunks, 0,
+	  "live blocks per chain of threads (default 1000)", "N" },
+	{ "rounds", 'r', POPT_ARG_STRING, &opt_workload.rounds, 0,
+	  "free+malloc pairs in a thread's life, before it hands its blocks to a new thread "
+	  "(default 10000)",
+	  "N" },
+	{ "seed", 0, POPT_ARG_STRING, &opt_workload.seed, 0,
+	  "seed of the per-chain random generators (default 1)", "N" },
+	WORKLOAD_COMMON_OPTIONS,
 	POPT_TABLEEND
 };
 
 int opt_workload_finish(struct larson_cfg *cfg, double *timeout)
 {
 	struct opt_workload *w = &opt_workload;
+	bool larson = cfg->workload == WL_LARSON;
 	uint64_t v;
 	cfg->chunks = LARSON_DEF_CHUNKS;
-	cfg->rounds = LARSON_DEF_ROUNDS;
+	cfg->rounds = larson ? LARSON_DEF_ROUNDS : CHURN_DEF_ROUNDS;
 	cfg->min = LARSON_DEF_MIN;
 	cfg->max = LARSON_DEF_MAX;
 	cfg->seconds = LARSON_DEF_SECONDS;
-	cfg->seed = LARSON_DEF_SEED;
+	cfg->seed = larson ? LARSON_DEF_SEED : CHURN_DEF_SEED;
 	*timeout = RUN_DEF_TIMEOUT;
 	if (w->chunks) {
 		if (opt_parse_u64("--chunks", w->chunks, 1, LARSON_MAX_CHUNKS, &v))
@@ -210,7 +244,8 @@ int opt_workload_finish(struct larson_cfg *cfg, double *timeout)
 	if (w->seconds &&
 	    opt_parse_double("--seconds", w->seconds, 0.001, LARSON_MAX_SECONDS, &cfg->seconds))
 		return -1;
-	if (w->seed && opt_parse_u64("--seed", w->seed, 0, UINT64_MAX, &cfg->seed))
+	if (w->seed &&
+	    opt_parse_u64("--seed", w->seed, 0, larson ? LARSON_MAX_SEED : UINT64_MAX, &cfg->seed))
 		return -1;
 	if (w->timeout && opt_parse_double("--timeout", w->timeout, 0.1, 86400, timeout))
 		return -1;
@@ -219,7 +254,7 @@ int opt_workload_finish(struct larson_cfg *cfg, double *timeout)
 			  cfg->seconds);
 		return -1;
 	}
-	return opt_check_larson(cfg);
+	return opt_check_workload(cfg);
 }
 
 int opt_popt_parse(const char *cmd, void *con)

@@ -1,5 +1,5 @@
 /*
- * report.c - printing of Larson results: one run as text or JSON, reading a
+ * report.c - printing of larson and churn results: one run as text or JSON, reading a
  * run back from a child's JSON, and the side-by-side comparison of
  * allocators.  Nothing here measures anything.
  */
@@ -42,10 +42,19 @@ void report_run_text(FILE *f, const struct run_record *r)
 	const struct alloc_counters *k = &s->ctr;
 	char buf[64];
 
-	fprintf(f, "larson: allocator %s, %u threads x %u chunks of %llu..%llu bytes, "
-		"%u rounds per thread, %.2f s, seed %llu\n",
-		r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
-		(unsigned long long)c->max, c->rounds, c->seconds, (unsigned long long)c->seed);
+	if (c->workload == WL_LARSON)
+		fprintf(f, "larson: allocator %s, %u threads x %u chunks of %llu..%llu bytes, "
+			"%u rounds (%llu ops per thread), %.2f s, seed %llu%s\n",
+			r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
+			(unsigned long long)(c->max > c->min ? c->max - 1 : c->min), c->rounds,
+			(unsigned long long)c->rounds * c->chunks, c->seconds,
+			(unsigned long long)c->seed, c->check ? ", blocks checked" : "");
+	else
+		fprintf(f, "churn: allocator %s, %u chains x %u chunks of %llu..%llu bytes, "
+			"%u ops per thread, %.2f s, seed %llu\n",
+			r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
+			(unsigned long long)c->max, c->rounds, c->seconds,
+			(unsigned long long)c->seed);
 	if (r->strategy[0])
 		fprintf(f, "  drain strategy     %s", r->strategy);
 	if (r->period >= 0)
@@ -55,6 +64,9 @@ void report_run_text(FILE *f, const struct run_record *r)
 	fprintf(f, "  ops/s              %.0f  (%llu free+malloc pairs in %.3f s, %llu threads)\n",
 		s->ops_per_sec, (unsigned long long)s->ops, s->elapsed,
 		(unsigned long long)s->threads_created);
+	if (c->workload == WL_LARSON)
+		fprintf(f, "  warm-up            %llu mallocs by the main thread\n",
+			(unsigned long long)s->warmup_ops);
 	fmt_rss(buf, sizeof buf, s->peak_rss_kb);
 	fprintf(f, "  peak RSS           %s\n", buf);
 	if (k->present)
@@ -119,6 +131,7 @@ void report_run_json(FILE *f, const struct run_record *r)
 	const struct alloc_counters *k = &s->ctr;
 
 	json_begin(f);
+	json_str(f, "workload", workload_name(c->workload));
 	json_str(f, "allocator", r->allocator);
 	json_u64(f, "threads", c->threads);
 	json_u64(f, "chunks", c->chunks);
@@ -127,6 +140,7 @@ void report_run_json(FILE *f, const struct run_record *r)
 	json_u64(f, "max", c->max);
 	json_num(f, "seconds", c->seconds);
 	json_u64(f, "seed", c->seed);
+	json_int(f, "check", c->check ? 1 : 0);
 	json_str(f, "strategy", r->strategy[0] ? r->strategy : NULL);
 	if (r->period >= 0)
 		json_int(f, "period", r->period);
@@ -136,6 +150,7 @@ void report_run_json(FILE *f, const struct run_record *r)
 	json_num(f, "elapsed_sec", s->elapsed);
 	json_num(f, "ops_per_sec", s->ops_per_sec);
 	json_u64(f, "threads_created", s->threads_created);
+	json_u64(f, "warmup_ops", s->warmup_ops);
 	if (s->peak_rss_kb >= 0)
 		json_int(f, "peak_rss_kb", s->peak_rss_kb);
 	else
@@ -210,6 +225,7 @@ int report_record_from_json(const char *text, struct run_record *r)
 	s->elapsed = num_or(kv, n, "elapsed_sec", 0, NULL);
 	s->ops_per_sec = ops->num;
 	s->threads_created = (uint64_t)num_or(kv, n, "threads_created", 0, NULL);
+	s->warmup_ops = (uint64_t)num_or(kv, n, "warmup_ops", 0, NULL);
 	s->peak_rss_kb = (long)num_or(kv, n, "peak_rss_kb", -1, NULL);
 	k->page_reuse_pct = num_or(kv, n, "page_reuse_pct", 0, &null);
 	k->present = !null;
