@@ -30,6 +30,8 @@ expect_usage_error "baseline not run" larson --allocator glibc --baseline jemall
 expect_usage_error "slice beyond the generator" larson --chunks 714026
 expect_usage_error "size range beyond the generator" larson --min 16 --max 1M
 expect_usage_error "seed beyond an int" larson --seed 2147483648
+expect_usage_error "unknown --calls" larson --calls calloc
+expect_usage_error "--calls is larson's" churn --calls malloc
 expect_usage_error "unknown option (churn)" churn --frobnicate
 expect_usage_error "--check is larson's (churn always checks)" churn --check
 expect_usage_error "zero rounds (churn)" churn --rounds 0

@@ -62,6 +62,15 @@ const char *workload_name(enum bench_workload w); /* main.c */
 
 #define RUN_DEF_TIMEOUT 60.0 /* seconds a child may run past its --seconds */
 
+/* The calls a larson op makes (--calls): the published source's two
+ * builds, and larson-sized. */
+enum larson_calls {
+	CALLS_NEW,    /* operator new[] / delete[]: mimalloc-bench's build (-DCPP) */
+	CALLS_SIZED,  /* new[] / sized delete[]: mimalloc-bench's larson-sized */
+	CALLS_MALLOC, /* malloc / free: larson.cpp built without -DCPP */
+};
+const char *calls_name(enum larson_calls c); /* main.c */
+
 /* What one run does (larson or churn; the fields mean what hakmem-bench(1)
  * says for each). */
 struct larson_cfg {
@@ -74,6 +83,7 @@ struct larson_cfg {
 	double seconds;     /* timed phase */
 	uint64_t seed;
 	bool check;         /* larson: tag and check every block (churn always) */
+	enum larson_calls calls; /* larson: what allocates and frees */
 	bool latency;       /* sample per-call latency */
 	unsigned sample;    /* with latency: time 1 in sample calls */
 };

@@ -19,6 +19,11 @@
  *    that time.
  * Victims and sizes come from the generator the published program uses,
  * seeded the same way, so a seed gives the published program's sequence.
+ * Blocks come from operator new[] and go back to delete[] by default, as in
+ * mimalloc-bench's build of the program (-DCPP): an allocator that does not
+ * define them is reached through libstdc++'s, which costs a few calls per
+ * op, in the published program as here.  --calls picks the sized delete[]
+ * of its larson-sized, or malloc/free (the source built without -DCPP).
  *
  * Where we differ, and why: a successor joins its predecessor once it has
  * done its own ops (the published program never joins its threads, so each
@@ -30,6 +35,7 @@
  */
 #include "bench.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -88,7 +94,9 @@ struct slice {
 	void **blocks;
 	size_t *sizes;
 	struct lr_gen rng;
-	uint64_t ops;
+	/* Counted per call in memory, as the published loop does (its cost is
+	 * part of the published per-op work); ops = allocs. */
+	uint64_t allocs, frees;
 	uint64_t generations;
 	pthread_t prev; /* the generation to join; valid when has_prev */
 	bool has_prev;
@@ -100,8 +108,17 @@ struct slice {
 	int error; /* errno of a failed pthread_create, ENOMEM */
 };
 
+/* The entry points an op calls, looked up as the published program's
+ * dynamic linker would bind them (see calls_resolve). */
+struct calls {
+	void *(*alloc)(size_t);
+	void (*release)(void *);
+	void (*sized_release)(void *, size_t);
+};
+
 struct larson {
 	const struct larson_cfg *cfg;
+	struct calls calls;
 	long range;    /* max - min: sizes are min + r % range (min when 0) */
 	void **blocks; /* THREADS x CHUNKS, slice i at i x CHUNKS */
 	size_t *sizes;
@@ -175,13 +192,25 @@ static inline void touch(void *p, size_t size)
 		c[1] = 'b';
 }
 
-static void sample_latency(struct slice *s, void *old, size_t size, void **p)
+/* Give a block back the way --calls says; sized is a constant at each call. */
+static inline __attribute__((always_inline)) void release(const struct calls *c, bool sized,
+							  void *p, size_t size)
 {
+	if (sized)
+		c->sized_release(p, size);
+	else
+		c->release(p);
+}
+
+static void sample_latency(struct slice *s, void *old, size_t old_size, size_t size, void **p)
+{
+	const struct calls *c = &s->run->calls;
 	uint64_t t0 = now_ns();
-	free(old);
+	release(c, c->sized_release != NULL, old, old_size);
 	uint64_t t1 = now_ns();
-	*p = malloc(size);
+	*p = c->alloc(size);
 	uint64_t t2 = now_ns();
+	s->frees++;
 	lat_record(s->lat_free, t1 - t0);
 	if (lat_record(s->lat_malloc, t2 - t1)) {
 		/* Both buffers are full at once: thin them, sample half as often. */
@@ -194,26 +223,26 @@ static void sample_latency(struct slice *s, void *old, size_t size, void **p)
 
 /* Up to n ops on s, stopping after the op that sees the stop flag; the
  * flags are constants at each call, so each loop is compiled without the
- * features it does not use.  Returns the ops done; *error is ENOMEM when a
- * malloc failed (that op is not counted). */
-static inline __attribute__((always_inline)) uint64_t
-work(struct slice *s, uint64_t n, bool check, bool latency, int *error)
+ * features it does not use.  *error is ENOMEM when an allocation failed
+ * (that op is not counted). */
+static inline __attribute__((always_inline)) void
+work(struct slice *s, uint64_t n, bool check, bool latency, bool sized, int *error)
 {
 	struct larson *run = s->run;
-	unsigned chunks = run->cfg->chunks;
-	uint64_t done = 0;
-	while (done < n) {
-		unsigned victim = (unsigned)(lr_next(&s->rng) % chunks);
+	const struct calls *c = &run->calls;
+	for (uint64_t done = 0; done < n; done++) {
+		unsigned victim = (unsigned)(lr_next(&s->rng) % run->cfg->chunks);
 		void *old = s->blocks[victim];
 		if (check)
 			tag_check(old, s->sizes[victim]);
 		size_t size = pick_size(run, &s->rng);
 		void *p;
 		if (latency && --s->lat_countdown == 0) {
-			sample_latency(s, old, size, &p);
+			sample_latency(s, old, s->sizes[victim], size, &p);
 		} else {
-			free(old);
-			p = malloc(size);
+			release(c, sized, old, s->sizes[victim]);
+			s->frees++;
+			p = c->alloc(size);
 		}
 		s->blocks[victim] = p;
 		s->sizes[victim] = size;
@@ -221,15 +250,34 @@ work(struct slice *s, uint64_t n, bool check, bool latency, int *error)
 			*error = ENOMEM;
 			break;
 		}
+		s->allocs++;
 		if (check)
 			tag_write(p, size);
 		else
 			touch(p, size);
-		done++;
 		if (atomic_load_explicit(&run->stop, memory_order_relaxed))
 			break;
 	}
-	return done;
+}
+
+/* work() compiled for each combination of the run's options; the common
+ * one (no check, no latency) is tested first. */
+static void work_variant(struct slice *s, uint64_t n, int *error)
+{
+	const struct larson_cfg *cfg = s->run->cfg;
+	bool sized = s->run->calls.sized_release != NULL;
+	if (!cfg->check && !cfg->latency) {
+		if (sized)
+			work(s, n, false, false, true, error);
+		else
+			work(s, n, false, false, false, error);
+	} else if (cfg->check && cfg->latency) {
+		work(s, n, true, true, sized, error);
+	} else if (cfg->check) {
+		work(s, n, true, false, sized, error);
+	} else {
+		work(s, n, false, true, sized, error);
+	}
 }
 
 static void slice_end(struct slice *s, int error)
@@ -259,12 +307,7 @@ static void *generation(void *arg)
 	if (!atomic_load_explicit(&run->stop, memory_order_relaxed)) {
 		uint64_t n = (uint64_t)cfg->rounds * cfg->chunks;
 		s->generations++;
-		if (cfg->latency)
-			s->ops += cfg->check ? work(s, n, true, true, &error)
-					     : work(s, n, false, true, &error);
-		else
-			s->ops += cfg->check ? work(s, n, true, false, &error)
-					     : work(s, n, false, false, &error);
+		work_variant(s, n, &error);
 	}
 	if (has_prev)
 		pthread_join(prev, NULL);
@@ -289,7 +332,7 @@ static int warm_up(struct larson *run, struct lr_gen *g)
 	size_t n = (size_t)run->cfg->threads * run->cfg->chunks;
 	for (size_t i = 0; i < n; i++) {
 		run->sizes[i] = pick_size(run, g);
-		run->blocks[i] = malloc(run->sizes[i]);
+		run->blocks[i] = run->calls.alloc(run->sizes[i]);
 		run->warmup_ops++;
 		if (!run->blocks[i])
 			return ENOMEM;
@@ -305,9 +348,9 @@ static int warm_up(struct larson *run, struct lr_gen *g)
 	}
 	for (size_t i = 0; i < WARMUP_PASSES * n; i++) {
 		size_t k = (size_t)lr_next(g) % n;
-		free(run->blocks[k]);
+		release(&run->calls, run->calls.sized_release != NULL, run->blocks[k], run->sizes[k]);
 		run->sizes[k] = pick_size(run, g);
-		run->blocks[k] = malloc(run->sizes[k]);
+		run->blocks[k] = run->calls.alloc(run->sizes[k]);
 		run->warmup_ops++;
 		if (!run->blocks[k])
 			return ENOMEM;
@@ -315,6 +358,50 @@ static int warm_up(struct larson *run, struct lr_gen *g)
 	if (run->cfg->check)
 		for (size_t i = 0; i < n; i++)
 			tag_write(run->blocks[i], run->sizes[i]);
+	return 0;
+}
+
+/*
+ * The published binary's operator new[] binds to the first definition in
+ * the global scope: the preloaded allocator's if it has one (mimalloc,
+ * jemalloc and tcmalloc do), else libstdc++'s, which calls malloc.  The
+ * bench is C and does not link libstdc++, so it asks the global scope
+ * first and libstdc++ second; libstdc++'s malloc calls still reach the
+ * preloaded allocator.  Returns 0, or -1 after one line.
+ */
+static int calls_resolve(enum larson_calls which, struct calls *c)
+{
+	static const char *const names[][2] = {
+		[CALLS_NEW] = { "_Znam", "_ZdaPv" },    /* operator new[], delete[] */
+		[CALLS_SIZED] = { "_Znam", "_ZdaPvm" }, /* and delete[](void *, size_t) */
+	};
+	memset(c, 0, sizeof *c);
+	if (which == CALLS_MALLOC) {
+		c->alloc = malloc;
+		c->release = free;
+		return 0;
+	}
+	void *a = dlsym(RTLD_DEFAULT, names[which][0]);
+	void *f = dlsym(RTLD_DEFAULT, names[which][1]);
+	if (!a || !f) {
+		void *cxx = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_LOCAL);
+		if (!cxx) {
+			opt_error("larson: --calls %s needs libstdc++.so.6 (%s); --calls malloc does not",
+				  calls_name(which), dlerror());
+			return -1;
+		}
+		a = a ? a : dlsym(cxx, names[which][0]);
+		f = f ? f : dlsym(cxx, names[which][1]);
+	}
+	if (!a || !f) {
+		opt_error("larson: libstdc++.so.6 has no %s", !a ? names[which][0] : names[which][1]);
+		return -1;
+	}
+	c->alloc = (void *(*)(size_t))(uintptr_t)a;
+	if (which == CALLS_SIZED)
+		c->sized_release = (void (*)(void *, size_t))(uintptr_t)f;
+	else
+		c->release = (void (*)(void *))(uintptr_t)f;
 	return 0;
 }
 
@@ -350,8 +437,10 @@ static void teardown(struct larson *run)
 	const struct larson_cfg *cfg = run->cfg;
 	size_t n = (size_t)cfg->threads * cfg->chunks;
 	if (run->blocks) {
-		for (size_t i = 0; i < n; i++)
-			free(run->blocks[i]);
+		for (size_t i = 0; i < n && run->calls.alloc; i++)
+			if (run->blocks[i])
+				release(&run->calls, run->calls.sized_release != NULL, run->blocks[i],
+					run->sizes[i]);
 		munmap(run->blocks, n * sizeof *run->blocks);
 	}
 	if (run->sizes)
@@ -392,7 +481,7 @@ static void collect(struct larson *run, struct larson_result *res, double elapse
 	const struct larson_cfg *cfg = run->cfg;
 	memset(res, 0, sizeof *res);
 	for (unsigned i = 0; i < cfg->threads; i++) {
-		res->ops += run->slices[i].ops;
+		res->ops += run->slices[i].allocs;
 		res->threads_created += run->slices[i].generations;
 	}
 	res->warmup_ops = run->warmup_ops;
@@ -422,6 +511,8 @@ int larson_run(const struct larson_cfg *cfg, struct larson_result *res)
 	atomic_init(&run.stop, false);
 	pthread_mutex_init(&run.lock, NULL);
 	pthread_cond_init(&run.cond, NULL);
+	if (calls_resolve(cfg->calls, &run.calls) != 0)
+		goto out;
 	if (setup(&run) != 0) {
 		opt_error("larson: out of memory setting up %u threads", cfg->threads);
 		goto out;

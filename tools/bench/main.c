@@ -62,6 +62,23 @@ const char *workload_name(enum bench_workload w)
 	return w == WL_CHURN ? "churn" : "larson";
 }
 
+const char *calls_name(enum larson_calls c)
+{
+	return c == CALLS_MALLOC ? "malloc" : c == CALLS_SIZED ? "sized" : "new";
+}
+
+/* The value of --calls, or -1 after one line. */
+static int parse_calls(const char *s, enum larson_calls *out)
+{
+	for (int c = CALLS_NEW; c <= CALLS_MALLOC; c++)
+		if (strcmp(s, calls_name((enum larson_calls)c)) == 0) {
+			*out = (enum larson_calls)c;
+			return 0;
+		}
+	opt_error("--calls: '%s' is not new, sized or malloc", s);
+	return -1;
+}
+
 int workload_run(const struct larson_cfg *cfg, struct larson_result *res)
 {
 	return cfg->workload == WL_CHURN ? churn_run(cfg, res) : larson_run(cfg, res);
@@ -77,10 +94,10 @@ static void record_env(struct run_record *r)
 }
 
 /* Child mode: __child FD NAME WORKLOAD THREADS CHUNKS ROUNDS MIN MAX SECONDS
- * SEED SAMPLE CHECK (written by runner.c; not for people). */
+ * SEED SAMPLE CHECK CALLS (written by runner.c; not for people). */
 int cmd_child(int argc, const char **argv)
 {
-	if (argc != 13) {
+	if (argc != 14) {
 		opt_error("%s is internal to %s", CHILD_CMD, BENCH_PROG);
 		return BENCH_EXIT_USAGE;
 	}
@@ -100,6 +117,8 @@ int cmd_child(int argc, const char **argv)
 	c->sample = (unsigned)strtoul(argv[11], NULL, 10);
 	c->latency = c->sample > 0;
 	c->check = strcmp(argv[12], "1") == 0;
+	if (parse_calls(argv[13], &c->calls) != 0)
+		return BENCH_EXIT_USAGE;
 	FILE *out = fdopen(fd, "w");
 	if (!out || !known || c->threads == 0 || c->chunks == 0 || c->min == 0 || c->min > c->max) {
 		opt_error("%s: bad arguments", CHILD_CMD);
@@ -116,7 +135,7 @@ int cmd_child(int argc, const char **argv)
 /* larson and churn ------------------------------------------------------- */
 
 static struct {
-	char *threads, *allocators, *runs, *baseline, *sample;
+	char *threads, *allocators, *runs, *baseline, *sample, *calls;
 	int json, latency, check;
 } lo;
 
@@ -153,6 +172,11 @@ static const struct poptOption larson_table[] = {
 	  "tag every block and check the tag before its free, instead of the published "
 	  "two-byte write",
 	  NULL },
+	{ "calls", 0, POPT_ARG_STRING, &lo.calls, 0,
+	  "new: operator new[]/delete[], as mimalloc-bench builds larson (default); "
+	  "sized: with sized delete[], its larson-sized; malloc: malloc/free, the source "
+	  "built without -DCPP",
+	  "new|sized|malloc" },
 	RUN_OPTIONS
 };
 
@@ -346,6 +370,8 @@ static int cmd_workload(enum bench_workload wl, int argc, const char **argv)
 		goto out;
 	if (lo.sample)
 		cfg.sample = (unsigned)v;
+	if (lo.calls && parse_calls(lo.calls, &cfg.calls) != 0)
+		goto out;
 	if (opt_workload_finish(&cfg, &timeout) != 0)
 		goto out;
 	if (!lo.allocators && (lo.runs || lo.baseline)) {

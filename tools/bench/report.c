@@ -44,11 +44,12 @@ void report_run_text(FILE *f, const struct run_record *r)
 
 	if (c->workload == WL_LARSON)
 		fprintf(f, "larson: allocator %s, %u threads x %u chunks of %llu..%llu bytes, "
-			"%u rounds (%llu ops per thread), %.2f s, seed %llu%s\n",
+			"%u rounds (%llu ops per thread), %.2f s, seed %llu, %s calls%s\n",
 			r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
 			(unsigned long long)(c->max > c->min ? c->max - 1 : c->min), c->rounds,
 			(unsigned long long)c->rounds * c->chunks, c->seconds,
-			(unsigned long long)c->seed, c->check ? ", blocks checked" : "");
+			(unsigned long long)c->seed, calls_name(c->calls),
+			c->check ? ", blocks checked" : "");
 	else
 		fprintf(f, "churn: allocator %s, %u chains x %u chunks of %llu..%llu bytes, "
 			"%u ops per thread, %.2f s, seed %llu\n",
@@ -141,6 +142,7 @@ void report_run_json(FILE *f, const struct run_record *r)
 	json_num(f, "seconds", c->seconds);
 	json_u64(f, "seed", c->seed);
 	json_int(f, "check", c->check ? 1 : 0);
+	json_str(f, "calls", c->workload == WL_LARSON ? calls_name(c->calls) : "malloc");
 	json_str(f, "strategy", r->strategy[0] ? r->strategy : NULL);
 	if (r->period >= 0)
 		json_int(f, "period", r->period);

@@ -297,6 +297,7 @@ static void child_args(char args[][32], const struct larson_cfg *cfg, int fd)
 	snprintf(args[0], 32, "%d", fd);
 	snprintf(args[9], 32, "%s", workload_name(cfg->workload));
 	snprintf(args[10], 32, "%d", cfg->check ? 1 : 0);
+	snprintf(args[11], 32, "%s", calls_name(cfg->calls));
 	snprintf(args[1], 32, "%u", cfg->threads);
 	snprintf(args[2], 32, "%u", cfg->chunks);
 	snprintf(args[3], 32, "%u", cfg->rounds);
@@ -331,11 +332,11 @@ int runner_run_larson(const struct allocator *a, const struct larson_cfg *cfg,
 		return -1;
 	}
 	char **envp = child_environ(a, env, nenv);
-	char args[11][32];
+	char args[12][32];
 	child_args(args, cfg, fds[1]);
 	const char *argv[] = { BENCH_PROG, "__child", args[0], a->name, args[9],  args[1],
 			       args[2],	   args[3],   args[4], args[5], args[6],  args[7],
-			       args[8],	   args[10],  NULL };
+			       args[8],	   args[10],  args[11], NULL };
 	if (!envp) {
 		close(fds[0]);
 		close(fds[1]);
