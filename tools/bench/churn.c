@@ -57,7 +57,7 @@ struct chain {
 };
 
 struct churn {
-	const struct larson_cfg *cfg;
+	const struct wl_cfg *cfg;
 	struct chain *chains;
 	atomic_bool stop;
 	pthread_mutex_t lock;   /* guards the fields below */
@@ -140,7 +140,7 @@ static inline void tag_check(void *p, size_t size)
 
 static inline uint64_t pick_size(struct chain *c)
 {
-	const struct larson_cfg *cfg = c->run->cfg;
+	const struct wl_cfg *cfg = c->run->cfg;
 	return cfg->min + rng_below(&c->rng, cfg->max - cfg->min + 1);
 }
 
@@ -281,7 +281,7 @@ static void sleep_until_stop(double seconds)
 
 static int chains_setup(struct churn *run)
 {
-	const struct larson_cfg *cfg = run->cfg;
+	const struct wl_cfg *cfg = run->cfg;
 	run->chains = xmmap(cfg->threads * sizeof *run->chains);
 	if (!run->chains)
 		return -1;
@@ -309,7 +309,7 @@ static int chains_setup(struct churn *run)
 
 static void chains_teardown(struct churn *run)
 {
-	const struct larson_cfg *cfg = run->cfg;
+	const struct wl_cfg *cfg = run->cfg;
 	if (!run->chains)
 		return;
 	for (unsigned i = 0; i < cfg->threads; i++) {
@@ -327,9 +327,9 @@ static void chains_teardown(struct churn *run)
 	munmap(run->chains, cfg->threads * sizeof *run->chains);
 }
 
-static void collect(struct churn *run, struct larson_result *res, double elapsed)
+static void collect(struct churn *run, struct wl_result *res, double elapsed)
 {
-	const struct larson_cfg *cfg = run->cfg;
+	const struct wl_cfg *cfg = run->cfg;
 	memset(res, 0, sizeof *res);
 	for (unsigned i = 0; i < cfg->threads; i++) {
 		res->ops += run->chains[i].ops;
@@ -352,7 +352,7 @@ static void collect(struct churn *run, struct larson_result *res, double elapsed
 	}
 }
 
-int churn_run(const struct larson_cfg *cfg, struct larson_result *res)
+int churn_run(const struct wl_cfg *cfg, struct wl_result *res)
 {
 	struct churn run = { .cfg = cfg };
 	int rc = -1;

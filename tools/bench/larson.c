@@ -34,6 +34,7 @@
  * allocator's counters describe the workload alone.
  */
 #include "bench.h"
+#include "lran2.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -47,45 +48,6 @@
 #define WARMUP_PASSES 4 /* the published warm-up reallocates 4x the blocks */
 #define TAG_BYTES 16    /* with --check: bytes written into each new block */
 #define LAT_CAPACITY ((size_t)1 << 16) /* samples per slice per call */
-
-/*
- * The published program's generator (Wolfram Gloger's lran2): a linear
- * congruential sequence x' = (1366 x + 150889) mod 714025, the constants of
- * Numerical Recipes, read through a 97-entry Bays-Durham shuffle table.
- * Reproduced so that a seed names the same victims and sizes; it also costs
- * what the published one costs per op (two divisions by constants).
- */
-#define LR_MOD 714025L
-#define LR_MUL 1366L
-#define LR_INC 150889L
-#define LR_TABLE 97
-
-struct lr_gen {
-	long out, state;
-	long table[LR_TABLE];
-};
-
-static void lr_seed(struct lr_gen *g, long seed)
-{
-	long x = (LR_INC - seed) % LR_MOD;
-	if (x < 0)
-		x = -x;
-	for (int i = 0; i < LR_TABLE; i++) {
-		x = (LR_MUL * x + LR_INC) % LR_MOD;
-		g->table[i] = x;
-	}
-	g->state = (LR_MUL * x + LR_INC) % LR_MOD;
-	g->out = g->state;
-}
-
-static inline long lr_next(struct lr_gen *g)
-{
-	int slot = (int)(g->out % LR_TABLE);
-	g->out = g->table[slot];
-	g->state = (LR_MUL * g->state + LR_INC) % LR_MOD;
-	g->table[slot] = g->state;
-	return g->out;
-}
 
 /* One thread's slice (the published de_area[i]), worked by one generation
  * at a time: pthread_create orders a generation's writes before its
@@ -117,7 +79,7 @@ struct calls {
 };
 
 struct larson {
-	const struct larson_cfg *cfg;
+	const struct wl_cfg *cfg;
 	struct calls calls;
 	long range;    /* max - min: sizes are min + r % range (min when 0) */
 	void **blocks; /* THREADS x CHUNKS, slice i at i x CHUNKS */
@@ -145,7 +107,7 @@ static inline uint64_t now_ns(void)
 
 static inline size_t pick_size(const struct larson *run, struct lr_gen *g)
 {
-	const struct larson_cfg *cfg = run->cfg;
+	const struct wl_cfg *cfg = run->cfg;
 	return run->range ? (size_t)cfg->min + (size_t)(lr_next(g) % run->range) : (size_t)cfg->min;
 }
 
@@ -264,7 +226,7 @@ work(struct slice *s, uint64_t n, bool check, bool latency, bool sized, int *err
  * one (no check, no latency) is tested first. */
 static void work_variant(struct slice *s, uint64_t n, int *error)
 {
-	const struct larson_cfg *cfg = s->run->cfg;
+	const struct wl_cfg *cfg = s->run->cfg;
 	bool sized = s->run->calls.sized_release != NULL;
 	if (!cfg->check && !cfg->latency) {
 		if (sized)
@@ -298,7 +260,7 @@ static void *generation(void *arg)
 {
 	struct slice *s = arg;
 	struct larson *run = s->run;
-	const struct larson_cfg *cfg = run->cfg;
+	const struct wl_cfg *cfg = run->cfg;
 	pthread_t prev = s->prev;
 	bool has_prev = s->has_prev;
 	int error = 0;
@@ -407,7 +369,7 @@ static int calls_resolve(enum larson_calls which, struct calls *c)
 
 static int setup(struct larson *run)
 {
-	const struct larson_cfg *cfg = run->cfg;
+	const struct wl_cfg *cfg = run->cfg;
 	size_t n = (size_t)cfg->threads * cfg->chunks;
 	run->range = (long)(cfg->max - cfg->min);
 	run->blocks = xmmap(n * sizeof *run->blocks);
@@ -434,7 +396,7 @@ static int setup(struct larson *run)
 
 static void teardown(struct larson *run)
 {
-	const struct larson_cfg *cfg = run->cfg;
+	const struct wl_cfg *cfg = run->cfg;
 	size_t n = (size_t)cfg->threads * cfg->chunks;
 	if (run->blocks) {
 		for (size_t i = 0; i < n && run->calls.alloc; i++)
@@ -476,9 +438,9 @@ static void sleep_seconds(double seconds)
 		;
 }
 
-static void collect(struct larson *run, struct larson_result *res, double elapsed)
+static void collect(struct larson *run, struct wl_result *res, double elapsed)
 {
-	const struct larson_cfg *cfg = run->cfg;
+	const struct wl_cfg *cfg = run->cfg;
 	memset(res, 0, sizeof *res);
 	for (unsigned i = 0; i < cfg->threads; i++) {
 		res->ops += run->slices[i].allocs;
@@ -502,7 +464,7 @@ static void collect(struct larson *run, struct larson_result *res, double elapse
 	}
 }
 
-int larson_run(const struct larson_cfg *cfg, struct larson_result *res)
+int larson_run(const struct wl_cfg *cfg, struct wl_result *res)
 {
 	struct larson run = { .cfg = cfg };
 	unsigned started = 0;

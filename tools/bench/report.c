@@ -37,12 +37,13 @@ static void text_lat(FILE *f, const char *what, const struct lat_summary *l)
 
 void report_run_text(FILE *f, const struct run_record *r)
 {
-	const struct larson_cfg *c = &r->cfg;
-	const struct larson_result *s = &r->res;
+	const struct wl_cfg *c = &r->cfg;
+	const struct wl_result *s = &r->res;
 	const struct alloc_counters *k = &s->ctr;
 	char buf[64];
 
-	if (c->workload == WL_LARSON)
+	switch (c->workload) {
+	case WL_LARSON:
 		fprintf(f, "larson: allocator %s, %u threads x %u chunks of %llu..%llu bytes, "
 			"%u rounds (%llu ops per thread), %.2f s, seed %llu, %s calls%s\n",
 			r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
@@ -50,19 +51,51 @@ void report_run_text(FILE *f, const struct run_record *r)
 			(unsigned long long)c->rounds * c->chunks, c->seconds,
 			(unsigned long long)c->seed, calls_name(c->calls),
 			c->check ? ", blocks checked" : "");
-	else
+		break;
+	case WL_CHURN:
 		fprintf(f, "churn: allocator %s, %u chains x %u chunks of %llu..%llu bytes, "
 			"%u ops per thread, %.2f s, seed %llu\n",
 			r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
 			(unsigned long long)c->max, c->rounds, c->seconds,
 			(unsigned long long)c->seed);
+		break;
+	case WL_XMALLOC:
+		if (c->size)
+			snprintf(buf, sizeof buf, "%llu bytes", (unsigned long long)c->size);
+		else
+			snprintf(buf, sizeof buf, "8..2048 bytes");
+		fprintf(f, "xmalloc: allocator %s, %u producers and %u consumers, objects of %s, "
+			"%.2f s (one op = one object freed)\n",
+			r->allocator, c->threads, c->threads, buf, c->seconds);
+		break;
+	case WL_FALSESHARE:
+		fprintf(f, "false-sharing: allocator %s, %s, %u threads, objects of %llu bytes "
+			"written %u times, %.2f s (one op = one object)\n",
+			r->allocator, fs_mode_name(c->mode), c->threads, (unsigned long long)c->size,
+			c->writes, c->seconds);
+		break;
+	case WL_SIMPLE:
+		fprintf(f, "simple: allocator %s, 1 thread, %llu, %llu and %llu bytes at depths 25, "
+			"100, 400 and 1600, %.2f s\n",
+			r->allocator, (unsigned long long)c->size, (unsigned long long)c->size * 2,
+			(unsigned long long)c->size * 4, c->seconds);
+		break;
+	case WL_BUFFERS:
+		fprintf(f, "buffers: allocator %s, %u threads x %u live buffers of %llu..%llu bytes, "
+			"fill %s, %.2f s (one op = one buffer)\n",
+			r->allocator, c->threads, c->live, (unsigned long long)c->min,
+			(unsigned long long)c->max, fill_name(c->fill), c->seconds);
+		break;
+	default:
+		break;
+	}
 	if (r->strategy[0])
 		fprintf(f, "  drain strategy     %s", r->strategy);
 	if (r->period >= 0)
 		fprintf(f, "%s period %ld", r->strategy[0] ? "," : "  drain", r->period);
 	if (r->strategy[0] || r->period >= 0)
 		fputc('\n', f);
-	fprintf(f, "  ops/s              %.0f  (%llu free+malloc pairs in %.3f s, %llu threads)\n",
+	fprintf(f, "  ops/s              %.0f  (%llu ops in %.3f s, %llu threads)\n",
 		s->ops_per_sec, (unsigned long long)s->ops, s->elapsed,
 		(unsigned long long)s->threads_created);
 	if (c->workload == WL_LARSON)
@@ -127,8 +160,8 @@ static void json_lat(FILE *f, const char *prefix, bool has, const struct lat_sum
 
 void report_run_json(FILE *f, const struct run_record *r)
 {
-	const struct larson_cfg *c = &r->cfg;
-	const struct larson_result *s = &r->res;
+	const struct wl_cfg *c = &r->cfg;
+	const struct wl_result *s = &r->res;
 	const struct alloc_counters *k = &s->ctr;
 
 	json_begin(f);
@@ -142,7 +175,12 @@ void report_run_json(FILE *f, const struct run_record *r)
 	json_num(f, "seconds", c->seconds);
 	json_u64(f, "seed", c->seed);
 	json_int(f, "check", c->check ? 1 : 0);
-	json_str(f, "calls", c->workload == WL_LARSON ? calls_name(c->calls) : "malloc");
+	json_str(f, "calls", calls_name(c->calls));
+	json_u64(f, "size", c->size);
+	json_u64(f, "writes", c->writes);
+	json_str(f, "mode", fs_mode_name(c->mode));
+	json_u64(f, "live", c->live);
+	json_str(f, "fill", fill_name(c->fill));
 	json_str(f, "strategy", r->strategy[0] ? r->strategy : NULL);
 	if (r->period >= 0)
 		json_int(f, "period", r->period);
@@ -216,7 +254,7 @@ int report_record_from_json(const char *text, struct run_record *r)
 		free(kv);
 		return -1;
 	}
-	struct larson_result *s = &r->res;
+	struct wl_result *s = &r->res;
 	struct alloc_counters *k = &s->ctr;
 	bool null;
 	memset(s, 0, sizeof *s);
@@ -281,7 +319,7 @@ void report_compare_text(FILE *f, const struct alloc_summary *s, size_t n, const
 				runs, "-", "-", "-", "-", "-", a->runs);
 			continue;
 		}
-		const struct larson_result *m = &a->median_run->res;
+		const struct wl_result *m = &a->median_run->res;
 		snprintf(range, sizeof range, "%.0f..%.0f", a->min, a->max);
 		if (isfinite(a->ratio))
 			snprintf(ratio, sizeof ratio, "%.2f", a->ratio);

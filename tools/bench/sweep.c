@@ -51,7 +51,7 @@ static const struct poptOption sweep_table[] = {
 };
 
 struct sweep {
-	struct larson_cfg cfg;
+	struct wl_cfg cfg;
 	double timeout;
 	struct allocator alloc;
 	char **strat;      /* tokens as given */
@@ -308,7 +308,7 @@ static size_t run_points(struct sweep *sw)
 			env[nenv++] = (struct child_env){ sw->tun[k].name, pt->values[k] };
 		if (bar)
 			progress(i, sw->npts, now_sec() - t0, per_point);
-		struct larson_cfg cfg = sw->cfg;
+		struct wl_cfg cfg = sw->cfg;
 		cfg.threads = pt->threads;
 		struct child_outcome out;
 		runner_run_larson(&sw->alloc, &cfg, env, nenv, sw->timeout, &pt->rec, &out);
@@ -349,7 +349,7 @@ static void print_table(const struct sweep *sw, FILE *f)
 		"adoptions", "peakRSS KiB");
 	for (size_t i = 0; i < sw->npts; i++) {
 		const struct sweep_point *pt = &sw->pts[i];
-		const struct larson_result *r = &pt->rec.res;
+		const struct wl_result *r = &pt->rec.res;
 		char period[24] = "-";
 		if (pt->period >= 0)
 			snprintf(period, sizeof period, "%ld", pt->period);
@@ -401,7 +401,7 @@ static void write_csv(const struct sweep *sw, FILE *f)
 	fputs(",error\n", f);
 	for (size_t i = 0; i < sw->npts; i++) {
 		const struct sweep_point *pt = &sw->pts[i];
-		const struct larson_result *r = &pt->rec.res;
+		const struct wl_result *r = &pt->rec.res;
 		bool c = pt->ok && r->ctr.present;
 		char b[64];
 		csv_field(f, pt->strategy, false);
@@ -432,7 +432,7 @@ static void write_json(const struct sweep *sw, FILE *f)
 	fputs("[\n", f);
 	for (size_t i = 0; i < sw->npts; i++) {
 		const struct sweep_point *pt = &sw->pts[i];
-		const struct larson_result *r = &pt->rec.res;
+		const struct wl_result *r = &pt->rec.res;
 		bool c = pt->ok && r->ctr.present;
 		json_begin(f);
 		json_str(f, "strategy", pt->strategy);
