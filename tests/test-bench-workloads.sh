@@ -65,12 +65,13 @@ run_json buffers --threads 2 --live 3 --min 64K --max 128K --fill zero &&
 		fill=zero threads_created=2
 
 # What each does, from outside.  counted LO HI ARGS...: run under
-# bench-countmalloc recording sizes in [LO, HI).
+# bench-countmalloc recording sizes in [LO, HI).  (buffers runs 1 s: its
+# check needs each thread to have filled each of its slots.)
 counted() {
 	lo=$1 hi=$2
 	shift 2
 	COUNTMALLOC_MIN=$lo COUNTMALLOC_MAX=$hi COUNTMALLOC_OUT=$TMP/count \
-		LD_PRELOAD=$COUNTMALLOC "$BENCH" run "$@" --seconds 0.2 >/dev/null 2>"$TMP/err" ||
+		LD_PRELOAD=$COUNTMALLOC "$BENCH" run "$@" >/dev/null 2>"$TMP/err" ||
 		{ fail "$*: exit status $?: $(head -1 "$TMP/err")"; return 1; }
 }
 # verdict DESC AWK-PROGRAM: the program prints "ok ..." or "FAIL ...".
@@ -84,19 +85,21 @@ verdict() {
 }
 
 # xmalloc: producers only allocate, consumers only free: every free remote.
-if counted 3001 3002 xmalloc --threads 2 --size 3001; then
+# (64-byte objects: nothing else allocates that size in a worker thread.
+# Which consumers get batches is up to the scheduler: at least one must.)
+if counted 64 65 xmalloc --threads 2 --size 64 --seconds 0.2; then
 	verdict "xmalloc: all frees remote" '
 		$2 == "worker" && $3 > 0 && $4 == 0 { prod++ }
-		$2 == "worker" && $3 == 0 && $4 > 0 { cons++; if ($5 != "other") bad = 1 }
+		$2 == "worker" && $3 == 0 && $4 > 0 { cons++; freed += $4; if ($5 != "other") bad = 1 }
 		$2 == "worker" && $3 > 0 && $4 > 0 { mixed++ }
-		END { if (prod == 2 && cons == 2 && !mixed && !bad)
-			print "ok 2 producers that never free, 2 consumers that free only their blocks"
-		      else print "FAIL producers " prod ", consumers " cons ", threads doing both " mixed+0 }'
+		END { if (prod == 2 && cons >= 1 && cons <= 2 && !mixed && !bad)
+			print "ok 2 producers that never free; " cons " consumer(s) freed " freed " blocks, none their own"
+		      else print "FAIL producers " prod+0 ", consumers " cons+0 ", threads doing both " mixed+0 }'
 fi
 
 # false-sharing, passive: the main thread allocates one object per thread
 # and each thread's first free is of it; active: nothing of the main thread.
-if counted 3001 3002 false-sharing --threads 3 --size 3001 --writes 1; then
+if counted 3001 3002 false-sharing --threads 3 --size 3001 --writes 1 --seconds 0.2; then
 	verdict "false-sharing passive: threads start on the main thread's objects" '
 		$2 == "main" { m = $3 }
 		$2 == "worker" { w++; if ($5 == "main") frommain++ }
@@ -104,7 +107,7 @@ if counted 3001 3002 false-sharing --threads 3 --size 3001 --writes 1; then
 			print "ok main allocated 3, each of 3 threads freed one of them first"
 		      else print "FAIL main mallocs " m+0 ", threads " w+0 ", starting on main blocks " frommain+0 }'
 fi
-if counted 3001 3002 false-sharing --threads 3 --size 3001 --writes 1 --mode active; then
+if counted 3001 3002 false-sharing --threads 3 --size 3001 --writes 1 --mode active --seconds 0.2; then
 	verdict "false-sharing active: threads only free their own" '
 		$2 == "main" { m = $3 }
 		$2 == "worker" { w++; if ($5 == "self") own++ }
@@ -114,7 +117,7 @@ if counted 3001 3002 false-sharing --threads 3 --size 3001 --writes 1 --mode act
 fi
 
 # simple: one thread, 1600 blocks live at the deepest.
-if counted 3001 12005 simple --size 3001; then
+if counted 3001 12005 simple --size 3001 --seconds 0.2; then
 	verdict "simple: main thread only, depth 1600" '
 		$2 == "worker" { w++ }
 		$1 == "live" { live = $2 }
@@ -123,7 +126,7 @@ if counted 3001 12005 simple --size 3001; then
 fi
 
 # buffers: THREADS x LIVE buffers live at most, each thread on its own.
-if counted 3001 3011 buffers --threads 2 --live 3 --min 3001 --max 3010; then
+if counted 3001 3011 buffers --threads 2 --live 3 --min 3001 --max 3010 --seconds 1; then
 	verdict "buffers: 2 threads x 3 live" '
 		$2 == "worker" { w++; if ($5 != "self") bad++ }
 		$1 == "live" { live = $2 }

@@ -278,7 +278,7 @@ struct child_outcome {
 };
 /* Run cfg's workload in a child with the allocator preloaded and the extra
  * environment set; fill rec from its JSON. */
-int runner_run_larson(const struct allocator *a, const struct wl_cfg *cfg,
+int runner_run(const struct allocator *a, const struct wl_cfg *cfg,
 		      const struct child_env *env, size_t nenv, double timeout,
 		      struct run_record *rec, struct child_outcome *out);
 

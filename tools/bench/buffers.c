@@ -62,7 +62,8 @@ static void *filler(void *arg)
 	struct buf_thread *t = arg;
 	const struct wl_cfg *cfg = t->run->cfg;
 	uint64_t span = cfg->max - cfg->min + 1;
-	while (!atomic_load_explicit(&t->run->stop, memory_order_relaxed)) {
+	/* At least one buffer, however late the thread is scheduled. */
+	do {
 		size_t k = cfg->live > 1 ? next(&t->rng) % cfg->live : 0;
 		size_t size = cfg->min + (span > 1 ? next(&t->rng) % span : 0);
 		free(t->slots[k]);
@@ -73,7 +74,7 @@ static void *filler(void *arg)
 			break;
 		}
 		t->ops++;
-	}
+	} while (!atomic_load_explicit(&t->run->stop, memory_order_relaxed));
 	return NULL;
 }
 

@@ -44,7 +44,8 @@ static void *writer(void *arg)
 	unsigned writes = run->cfg->writes;
 	free(t->given);
 	uint64_t n = 0;
-	while (!atomic_load_explicit(&run->stop, memory_order_relaxed)) {
+	/* At least one object, however late the thread is scheduled. */
+	do {
 		char *obj = malloc(size);
 		if (!obj) {
 			t->error = ENOMEM;
@@ -60,7 +61,7 @@ static void *writer(void *arg)
 		}
 		free(obj);
 		n++;
-	}
+	} while (!atomic_load_explicit(&run->stop, memory_order_relaxed));
 	t->objects = n;
 	return NULL;
 }

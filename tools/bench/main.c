@@ -302,7 +302,7 @@ static void run_compare(struct compare *cmp, const struct wl_cfg *cfg)
 			struct allocator *a = &cmp->allocs[i];
 			struct run_record *rec = &cmp->recs[cmp->nrecs];
 			struct child_outcome out;
-			runner_run_larson(a, cfg, NULL, 0, cmp->timeout, rec, &out);
+			runner_run(a, cfg, NULL, 0, cmp->timeout, rec, &out);
 			if (!out.ok) {
 				fprintf(stderr, "%s: run %u/%u of %s %s\n", BENCH_PROG, r + 1,
 					cmp->runs, a->name, out.what);

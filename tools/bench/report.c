@@ -81,7 +81,7 @@ void report_run_text(FILE *f, const struct run_record *r)
 			(unsigned long long)c->size * 4, c->seconds);
 		break;
 	case WL_BUFFERS:
-		fprintf(f, "buffers: allocator %s, %u threads x %u live buffers of %llu..%llu bytes, "
+		fprintf(f, "buffers: allocator %s, %u thread(s) x %u live buffer(s) of %llu..%llu bytes, "
 			"fill %s, %.2f s (one op = one buffer)\n",
 			r->allocator, c->threads, c->live, (unsigned long long)c->min,
 			(unsigned long long)c->max, fill_name(c->fill), c->seconds);
@@ -95,9 +95,9 @@ void report_run_text(FILE *f, const struct run_record *r)
 		fprintf(f, "%s period %ld", r->strategy[0] ? "," : "  drain", r->period);
 	if (r->strategy[0] || r->period >= 0)
 		fputc('\n', f);
-	fprintf(f, "  ops/s              %.0f  (%llu ops in %.3f s, %llu threads)\n",
+	fprintf(f, "  ops/s              %.0f  (%llu ops in %.3f s, %llu thread%s)\n",
 		s->ops_per_sec, (unsigned long long)s->ops, s->elapsed,
-		(unsigned long long)s->threads_created);
+		(unsigned long long)s->threads_created, s->threads_created == 1 ? "" : "s");
 	if (c->workload == WL_LARSON)
 		fprintf(f, "  warm-up            %llu mallocs by the main thread\n",
 			(unsigned long long)s->warmup_ops);

@@ -326,7 +326,7 @@ static void describe_status(struct child_outcome *out, int status)
 	}
 }
 
-int runner_run_larson(const struct allocator *a, const struct wl_cfg *cfg,
+int runner_run(const struct allocator *a, const struct wl_cfg *cfg,
 		      const struct child_env *env, size_t nenv, double timeout,
 		      struct run_record *rec, struct child_outcome *out)
 {

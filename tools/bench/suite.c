@@ -173,7 +173,7 @@ static void run_all(struct suite *su)
 					progress(done, total, now_sec() - t0, su->seconds + 0.3, what);
 				static struct run_record rec;
 				struct child_outcome out;
-				runner_run_larson(al, &cfg, NULL, 0, su->timeout, &rec, &out);
+				runner_run(al, &cfg, NULL, 0, su->timeout, &rec, &out);
 				struct cell *c = cell_at(su, w, a);
 				if (!out.ok) {
 					fprintf(stderr, "%s%s: run %u/%u of %s %s\n", bar ? "\r\033[K" : "",

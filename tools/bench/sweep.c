@@ -311,7 +311,7 @@ static size_t run_points(struct sweep *sw)
 		struct wl_cfg cfg = sw->cfg;
 		cfg.threads = pt->threads;
 		struct child_outcome out;
-		runner_run_larson(&sw->alloc, &cfg, env, nenv, sw->timeout, &pt->rec, &out);
+		runner_run(&sw->alloc, &cfg, env, nenv, sw->timeout, &pt->rec, &out);
 		pt->ok = out.ok;
 		if (!out.ok) {
 			char label[256];

@@ -101,7 +101,8 @@ static void *producer(void *arg)
 	uint64_t fixed = run->cfg->size;
 	struct lr_gen g;
 	lr_seed(&g, (long)t->index); /* as published: the thread's number */
-	while (!atomic_load_explicit(&run->done, memory_order_relaxed)) {
+	/* At least one batch, however late the thread is scheduled. */
+	do {
 		struct xm_batch *b = malloc(sizeof *b);
 		if (!b) {
 			fail(t, ENOMEM);
@@ -121,7 +122,7 @@ static void *producer(void *arg)
 			b->objects[i] = p;
 		}
 		push(run, b);
-	}
+	} while (!atomic_load_explicit(&run->done, memory_order_relaxed));
 	return NULL;
 }
 
