@@ -391,14 +391,25 @@ static int cmd_workload(enum bench_workload wl, int argc, const char **argv)
 {
 	const char *name = workload_name(wl);
 	char title[64];
-	snprintf(title, sizeof title, "%s %s", BENCH_PROG, name);
-	poptContext con = poptGetContext(title, argc, argv, cmd_tables[wl], 0);
-	if (opt_popt_parse(name, con) != 0)
+	snprintf(title, sizeof title, "%s run %s", BENCH_PROG, name);
+	/* popt's --help and --usage name argv[0]: name the whole command. */
+	const char **args = calloc((size_t)argc + 1, sizeof *args);
+	if (!args) {
+		opt_error("out of memory");
+		return BENCH_EXIT_FAILED;
+	}
+	memcpy(args, argv, (size_t)argc * sizeof *args);
+	args[0] = title;
+	poptContext con = poptGetContext(title, argc, args, cmd_tables[wl], 0);
+	if (opt_popt_parse(name, con) != 0) {
+		free(args);
 		return BENCH_EXIT_USAGE;
+	}
 	const char *extra = poptGetArg(con);
 	if (extra) {
 		opt_error("%s: unexpected argument '%s'", name, extra);
 		poptFreeContext(con);
+		free(args);
 		return BENCH_EXIT_USAGE;
 	}
 	struct wl_cfg cfg = { .workload = wl };
@@ -444,6 +455,7 @@ static int cmd_workload(enum bench_workload wl, int argc, const char **argv)
 	rc = BENCH_EXIT_OK;
 out:
 	poptFreeContext(con);
+	free(args);
 	return rc;
 }
 
