@@ -16,9 +16,12 @@ o = json.load(open(sys.argv[1]))
 for k in ("ops_per_sec", "peak_rss_kb", "page_reuse_pct", "pending_enqueued",
           "pending_drained", "adoptions", "allocator", "threads", "min", "max",
           "seconds", "seed", "strategy", "lease_refusals", "remote_frees",
-          "pages_from_os", "pages_reused"):
+          "pages_from_os", "pages_reused", "workload", "check", "warmup_ops",
+          "threads_created"):
     assert k in o, k
 assert o["ops_per_sec"] > 0 and o["peak_rss_kb"] > 0
+assert o["workload"] == "larson" and o["check"] == 0 and o["rounds"] == 10
+assert o["calls"] == "new", o["calls"]
 assert o["page_reuse_pct"] is None and o["adoptions"] is None, "counters under glibc"
 assert o["min"] == 64 and o["max"] == 4096 and o["threads"] == 4
 # the rate is the ops over the timed phase, which lasts at least --seconds
@@ -93,6 +96,27 @@ PYEOF
 		cat "$TMP/err"
 	fi
 done
+
+# churn and larson --check compare the same way; the child does the workload
+# it was asked for.
+if "$BENCH" churn $QUICK --allocator glibc --json >"$TMP/churn.json" 2>"$TMP/err" &&
+	"$BENCH" larson $QUICK --check --calls sized --allocator glibc --json \
+		>"$TMP/check.json" 2>>"$TMP/err" &&
+	"$PY" - "$TMP/churn.json" "$TMP/check.json" <<'PYEOF'
+import json, sys
+churn = json.load(open(sys.argv[1]))["runs"][0]
+check = json.load(open(sys.argv[2]))["runs"][0]
+assert churn["workload"] == "churn" and churn["check"] == 1 and churn["warmup_ops"] == 0
+assert churn["calls"] == "malloc"
+assert check["workload"] == "larson" and check["check"] == 1 and check["calls"] == "sized"
+assert check["warmup_ops"] == 5 * 4 * 200, check["warmup_ops"]
+PYEOF
+then
+	pass "churn and larson --check in child processes"
+else
+	fail "churn and larson --check in child processes"
+	cat "$TMP/err"
+fi
 
 # Text table names every allocator; an uninstalled peer is skipped with a note.
 if "$BENCH" larson $QUICK --allocator glibc,hakmem >"$TMP/table" 2>"$TMP/err" &&

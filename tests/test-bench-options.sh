@@ -26,6 +26,16 @@ expect_usage_error "bad tunable" sweep FOO=1,2
 expect_usage_error "tunable without values" sweep HAKMEM_LEASE_US=
 expect_usage_error "drain through --set" sweep --set HAKMEM_DRAIN=owner
 expect_usage_error "baseline not run" larson --allocator glibc --baseline jemalloc
+# larson draws with the published generator (714025 values) from an int seed.
+expect_usage_error "slice beyond the generator" larson --chunks 714026
+expect_usage_error "size range beyond the generator" larson --min 16 --max 1M
+expect_usage_error "seed beyond an int" larson --seed 2147483648
+expect_usage_error "unknown --calls" larson --calls calloc
+expect_usage_error "--calls is larson's" churn --calls malloc
+expect_usage_error "unknown option (churn)" churn --frobnicate
+expect_usage_error "--check is larson's (churn always checks)" churn --check
+expect_usage_error "zero rounds (churn)" churn --rounds 0
+expect_usage_error "stray argument (churn)" churn 12
 
 # Help works: exit status 0, nothing on stderr, the options listed.
 expect_help() { # COMMAND OPTION
@@ -42,5 +52,6 @@ expect_help() { # COMMAND OPTION
 	fi
 }
 expect_help larson --allocator
+expect_help churn "in a thread's life"
 expect_help sweep --strategies
 finish

@@ -1,24 +1,42 @@
 /*
- * larson.c - the Larson & Krishnan server workload, measured in-process.
+ * larson.c - the published Larson & Krishnan server benchmark (larson.cpp,
+ * as mimalloc-bench and Hoard run it), measured in-process.
  *
- * cfg->threads chains run at once.  A chain is a sequence of threads that
- * share one array of cfg->chunks live blocks: a thread frees a random block
- * and allocates a new one of random size cfg->rounds times, then starts its
- * successor, which inherits the array (so it frees blocks its predecessor
- * allocated: frees cross threads the way a server's do), and exits.  Chains
- * go on until cfg->seconds have passed since the warm-up.
+ * The same arguments do the same work as `larson SECONDS MIN MAX CHUNKS
+ * ROUNDS SEED THREADS`:
+ *  - the main thread allocates THREADS x CHUNKS blocks of sizes in
+ *    [MIN, MAX), shuffles them, and frees and reallocates 4 x THREADS x
+ *    CHUNKS random ones (the published warm-up); slice i of that array is
+ *    thread i's, so a first thread's first frees are of blocks the main
+ *    thread allocated;
+ *  - a thread does ROUNDS x CHUNKS ops on its slice, each freeing a random
+ *    block of it and allocating one of random size in its place (and writing
+ *    its first two bytes), then starts a new thread on the same slice and
+ *    exits: a generation's successor frees what it allocated;
+ *  - the clock starts once the main thread has started the first threads;
+ *    it sleeps SECONDS, raises the stop flag, which every thread reads after
+ *    each op, and waits for the last generation; the figure is all ops over
+ *    that time.
+ * Victims and sizes come from the generator the published program uses,
+ * seeded the same way, so a seed gives the published program's sequence.
+ * Blocks come from operator new[] and go back to delete[] by default, as in
+ * mimalloc-bench's build of the program (-DCPP): an allocator that does not
+ * define them is reached through libstdc++'s, which costs a few calls per
+ * op, in the published program as here.  --calls picks the sized delete[]
+ * of its larson-sized, or malloc/free (the source built without -DCPP).
  *
- * Warm-up: every first-generation thread allocates its chunks, then all wait
- * at a gate; the clock starts when the main thread opens it.  One op is one free
- * plus one malloc.  The bench's own memory (block arrays, latency samples)
- * comes from mmap, never from the allocator under test, so that the
+ * Where we differ, and why: a successor joins its predecessor once it has
+ * done its own ops (the published program never joins its threads, so each
+ * generation's stack stays mapped until exit; that leak is not the
+ * allocator's memory), and --check replaces the two-byte write with a tag
+ * written into and checked before the free of every block.  The bench's own
+ * memory (the block array, latency samples) comes from mmap, so the
  * allocator's counters describe the workload alone.
- *
- * Each chain has its own deterministic RNG seeded from (cfg->seed, chain
- * index); a successor continues its predecessor's RNG stream.
  */
 #include "bench.h"
+#include "lran2.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,73 +45,57 @@
 #include <sys/mman.h>
 #include <time.h>
 
-/* Bytes written into each new block (at most the block size) and checked
- * again before it is freed. */
-#define TAG_BYTES 16
-#define LAT_CAPACITY ((size_t)1 << 16) /* samples per chain per call */
+#define WARMUP_PASSES 4 /* the published warm-up reallocates 4x the blocks */
+#define TAG_BYTES 16    /* with --check: bytes written into each new block */
+#define LAT_CAPACITY ((size_t)1 << 16) /* samples per slice per call */
 
-struct chain {
-	/* Touched by one thread at a time: the current thread of the chain.
-	 * pthread_create orders a thread's writes before its successor's reads. */
+/* One thread's slice (the published de_area[i]), worked by one generation
+ * at a time: pthread_create orders a generation's writes before its
+ * successor's reads. */
+struct slice {
 	void **blocks;
-	uint32_t *sizes;
-	uint64_t rng;
-	uint64_t ops;
+	size_t *sizes;
+	struct lr_gen rng;
+	/* Counted per call in memory, as the published loop does (its cost is
+	 * part of the published per-op work); ops = allocs. */
+	uint64_t allocs, frees;
 	uint64_t generations;
-	pthread_t prev;         /* predecessor to join; valid when has_prev */
+	pthread_t prev; /* the generation to join; valid when has_prev */
 	bool has_prev;
-	unsigned index;
 	struct lat_buf *lat_malloc, *lat_free;
-	unsigned lat_period;    /* current sampling period */
-	unsigned lat_countdown;
+	unsigned lat_period, lat_countdown;
 	struct larson *run;
-	/* Written under run->lock when the chain ends; read by the main thread. */
+	/* Written under run->lock when the last generation ends. */
 	pthread_t last;
-	bool done;
-	int error;              /* errno of a failed pthread_create, ENOMEM, ... */
+	int error; /* errno of a failed pthread_create, ENOMEM */
+};
+
+/* The entry points an op calls, looked up as the published program's
+ * dynamic linker would bind them (see calls_resolve). */
+struct calls {
+	void *(*alloc)(size_t);
+	void (*release)(void *);
+	void (*sized_release)(void *, size_t);
 };
 
 struct larson {
-	const struct larson_cfg *cfg;
-	struct chain *chains;
+	const struct wl_cfg *cfg;
+	struct calls calls;
+	long range;    /* max - min: sizes are min + r % range (min when 0) */
+	void **blocks; /* THREADS x CHUNKS, slice i at i x CHUNKS */
+	size_t *sizes;
+	struct slice *slices;
+	uint64_t warmup_ops;
 	atomic_bool stop;
-	pthread_mutex_t lock;   /* guards the fields below */
-	pthread_cond_t cond;    /* signalled when any of them changes */
-	unsigned chains_ready;  /* first-generation threads done warming up */
-	bool go;                /* the timed phase has begun */
-	unsigned chains_done;
+	pthread_mutex_t lock; /* guards slices_done */
+	pthread_cond_t cond;
+	unsigned slices_done;
 };
 
 static void *xmmap(size_t bytes)
 {
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
-}
-
-/* splitmix64: seeds the per-chain generators. */
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* xorshift64*: small and fast; quality is ample for picking slots/sizes. */
-static inline uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-/* Uniform in [0, n) by multiply-shift (n < 2^32 here). */
-static inline uint64_t rng_below(uint64_t *s, uint64_t n)
-{
-	return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
 }
 
 static inline uint64_t now_ns(void)
@@ -103,15 +105,21 @@ static inline uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static inline size_t pick_size(const struct larson *run, struct lr_gen *g)
+{
+	const struct wl_cfg *cfg = run->cfg;
+	return run->range ? (size_t)cfg->min + (size_t)(lr_next(g) % run->range) : (size_t)cfg->min;
+}
+
+/* --check: a pattern derived from the address in the first TAG_BYTES bytes
+ * and the last byte. */
 static inline unsigned char tag_byte(const void *p, size_t i)
 {
 	uintptr_t a = (uintptr_t)p;
 	return (unsigned char)((a >> 4) ^ (a >> 12) ^ i);
 }
 
-/* The first TAG_BYTES bytes and the last byte of a block hold a pattern
- * derived from its address. */
-static inline void tag_write(void *p, size_t size)
+static void tag_write(void *p, size_t size)
 {
 	unsigned char *c = p;
 	size_t n = size < TAG_BYTES ? size : TAG_BYTES;
@@ -121,7 +129,7 @@ static inline void tag_write(void *p, size_t size)
 		c[size - 1] = tag_byte(p, size);
 }
 
-static inline void tag_check(void *p, size_t size)
+static void tag_check(void *p, size_t size)
 {
 	const unsigned char *c = p;
 	size_t n = size < TAG_BYTES ? size : TAG_BYTES;
@@ -135,138 +143,292 @@ static inline void tag_check(void *p, size_t size)
 	}
 }
 
-static inline uint64_t pick_size(struct chain *c)
+/* The published op writes the new block's first byte, reads it back and
+ * writes the second: the block's first cache line is touched, no more. */
+static inline void touch(void *p, size_t size)
 {
-	const struct larson_cfg *cfg = c->run->cfg;
-	return cfg->min + rng_below(&c->rng, cfg->max - cfg->min + 1);
+	volatile char *c = p;
+	c[0] = 'a';
+	(void)c[0];
+	if (size > 1)
+		c[1] = 'b';
 }
 
-static int warm_up(struct chain *c)
+/* Give a block back the way --calls says; sized is a constant at each call. */
+static inline __attribute__((always_inline)) void release(const struct calls *c, bool sized,
+							  void *p, size_t size)
 {
-	unsigned chunks = c->run->cfg->chunks;
-	for (unsigned i = 0; i < chunks; i++) {
-		uint64_t sz = pick_size(c);
-		void *p = malloc(sz);
-		if (!p)
-			return ENOMEM;
-		tag_write(p, sz);
-		c->blocks[i] = p;
-		c->sizes[i] = (uint32_t)sz;
+	if (sized)
+		c->sized_release(p, size);
+	else
+		c->release(p);
+}
+
+static void sample_latency(struct slice *s, void *old, size_t old_size, size_t size, void **p)
+{
+	const struct calls *c = &s->run->calls;
+	uint64_t t0 = now_ns();
+	release(c, c->sized_release != NULL, old, old_size);
+	uint64_t t1 = now_ns();
+	*p = c->alloc(size);
+	uint64_t t2 = now_ns();
+	s->frees++;
+	lat_record(s->lat_free, t1 - t0);
+	if (lat_record(s->lat_malloc, t2 - t1)) {
+		/* Both buffers are full at once: thin them, sample half as often. */
+		lat_halve(s->lat_free);
+		lat_halve(s->lat_malloc);
+		s->lat_period *= 2;
 	}
-	return 0;
+	s->lat_countdown = s->lat_period;
 }
 
-/* One free+malloc pair, timed when the sampling countdown runs out. */
-static inline int one_op(struct chain *c, bool latency)
+/* Up to n ops on s, stopping after the op that sees the stop flag; the
+ * flags are constants at each call, so each loop is compiled without the
+ * features it does not use.  *error is ENOMEM when an allocation failed
+ * (that op is not counted). */
+static inline __attribute__((always_inline)) void
+work(struct slice *s, uint64_t n, bool check, bool latency, bool sized, int *error)
 {
-	unsigned idx = (unsigned)rng_below(&c->rng, c->run->cfg->chunks);
-	uint64_t sz = pick_size(c);
-	void *old = c->blocks[idx];
-	tag_check(old, c->sizes[idx]);
-	void *p;
-	if (latency && --c->lat_countdown == 0) {
-		uint64_t t0 = now_ns();
-		free(old);
-		uint64_t t1 = now_ns();
-		p = malloc(sz);
-		uint64_t t2 = now_ns();
-		lat_record(c->lat_free, t1 - t0);
-		if (lat_record(c->lat_malloc, t2 - t1)) {
-			/* Both buffers are full at once: thin them, sample half as often. */
-			lat_halve(c->lat_free);
-			lat_halve(c->lat_malloc);
-			c->lat_period *= 2;
+	struct larson *run = s->run;
+	const struct calls *c = &run->calls;
+	for (uint64_t done = 0; done < n; done++) {
+		unsigned victim = (unsigned)(lr_next(&s->rng) % run->cfg->chunks);
+		void *old = s->blocks[victim];
+		if (check)
+			tag_check(old, s->sizes[victim]);
+		size_t size = pick_size(run, &s->rng);
+		void *p;
+		if (latency && --s->lat_countdown == 0) {
+			sample_latency(s, old, s->sizes[victim], size, &p);
+		} else {
+			release(c, sized, old, s->sizes[victim]);
+			s->frees++;
+			p = c->alloc(size);
 		}
-		c->lat_countdown = c->lat_period;
-	} else {
-		free(old);
-		p = malloc(sz);
+		s->blocks[victim] = p;
+		s->sizes[victim] = size;
+		if (!p) {
+			*error = ENOMEM;
+			break;
+		}
+		s->allocs++;
+		if (check)
+			tag_write(p, size);
+		else
+			touch(p, size);
+		if (atomic_load_explicit(&run->stop, memory_order_relaxed))
+			break;
 	}
-	if (!p) {
-		c->blocks[idx] = NULL;
-		return ENOMEM;
-	}
-	tag_write(p, sz);
-	c->blocks[idx] = p;
-	c->sizes[idx] = (uint32_t)sz;
-	return 0;
 }
 
-static void chain_end(struct chain *c, int error)
+/* work() compiled for each combination of the run's options; the common
+ * one (no check, no latency) is tested first. */
+static void work_variant(struct slice *s, uint64_t n, int *error)
 {
-	struct larson *run = c->run;
+	const struct wl_cfg *cfg = s->run->cfg;
+	bool sized = s->run->calls.sized_release != NULL;
+	if (!cfg->check && !cfg->latency) {
+		if (sized)
+			work(s, n, false, false, true, error);
+		else
+			work(s, n, false, false, false, error);
+	} else if (cfg->check && cfg->latency) {
+		work(s, n, true, true, sized, error);
+	} else if (cfg->check) {
+		work(s, n, true, false, sized, error);
+	} else {
+		work(s, n, false, true, sized, error);
+	}
+}
+
+static void slice_end(struct slice *s, int error)
+{
+	struct larson *run = s->run;
 	pthread_mutex_lock(&run->lock);
-	c->last = pthread_self();
-	c->error = error;
-	c->done = true;
-	run->chains_done++;
+	s->last = pthread_self();
+	s->error = error;
+	run->slices_done++;
 	if (error)
 		atomic_store(&run->stop, true);
 	pthread_cond_broadcast(&run->cond);
 	pthread_mutex_unlock(&run->lock);
 }
 
-static void *chain_thread(void *arg)
+/* One generation: ROUNDS x CHUNKS ops, then the slice goes to a new thread. */
+static void *generation(void *arg)
 {
-	struct chain *c = arg;
-	struct larson *run = c->run;
+	struct slice *s = arg;
+	struct larson *run = s->run;
+	const struct wl_cfg *cfg = run->cfg;
+	pthread_t prev = s->prev;
+	bool has_prev = s->has_prev;
 	int error = 0;
 
-	if (c->has_prev) {
-		pthread_join(c->prev, NULL);
-	} else {
-		error = warm_up(c);
-		pthread_mutex_lock(&run->lock);
-		run->chains_ready++;
-		pthread_cond_broadcast(&run->cond);
-		while (!run->go)
-			pthread_cond_wait(&run->cond, &run->lock);
-		pthread_mutex_unlock(&run->lock);
-		if (error) {
-			chain_end(c, error);
-			return NULL;
-		}
+	/* As published: a thread started after the stop does nothing. */
+	if (!atomic_load_explicit(&run->stop, memory_order_relaxed)) {
+		uint64_t n = (uint64_t)cfg->rounds * cfg->chunks;
+		s->generations++;
+		work_variant(s, n, &error);
 	}
-	c->generations++;
-
-	bool latency = c->lat_malloc != NULL;
-	unsigned rounds = run->cfg->rounds;
-	uint64_t ops = 0;
-	while (ops < rounds && !atomic_load_explicit(&run->stop, memory_order_relaxed)) {
-		error = one_op(c, latency);
-		if (error)
-			break;
-		ops++;
-	}
-	c->ops += ops;
-
+	if (has_prev)
+		pthread_join(prev, NULL);
 	if (error || atomic_load_explicit(&run->stop, memory_order_relaxed)) {
-		chain_end(c, error);
+		slice_end(s, error);
 		return NULL;
 	}
 	pthread_t next;
-	c->prev = pthread_self();
-	c->has_prev = true;
-	error = pthread_create(&next, NULL, chain_thread, c);
-	if (error) {
-		chain_end(c, error);
-		return NULL;
-	}
-	/* c now belongs to the successor; it joins this thread. */
+	s->prev = pthread_self();
+	s->has_prev = true;
+	error = pthread_create(&next, NULL, generation, s);
+	if (error)
+		slice_end(s, error); /* the main thread joins this one */
+	/* Otherwise s now belongs to the successor; it joins this thread. */
 	return NULL;
 }
 
-static void wait_chains(struct larson *run, unsigned started)
+/* The published warm-up, by the main thread: allocate every block, shuffle
+ * them, then free and reallocate WARMUP_PASSES x as many random ones. */
+static int warm_up(struct larson *run, struct lr_gen *g)
+{
+	size_t n = (size_t)run->cfg->threads * run->cfg->chunks;
+	for (size_t i = 0; i < n; i++) {
+		run->sizes[i] = pick_size(run, g);
+		run->blocks[i] = run->calls.alloc(run->sizes[i]);
+		run->warmup_ops++;
+		if (!run->blocks[i])
+			return ENOMEM;
+	}
+	for (size_t i = n; i > 0; i--) {
+		size_t k = (size_t)lr_next(g) % i;
+		void *p = run->blocks[k];
+		size_t sz = run->sizes[k];
+		run->blocks[k] = run->blocks[i - 1];
+		run->sizes[k] = run->sizes[i - 1];
+		run->blocks[i - 1] = p;
+		run->sizes[i - 1] = sz;
+	}
+	for (size_t i = 0; i < WARMUP_PASSES * n; i++) {
+		size_t k = (size_t)lr_next(g) % n;
+		release(&run->calls, run->calls.sized_release != NULL, run->blocks[k], run->sizes[k]);
+		run->sizes[k] = pick_size(run, g);
+		run->blocks[k] = run->calls.alloc(run->sizes[k]);
+		run->warmup_ops++;
+		if (!run->blocks[k])
+			return ENOMEM;
+	}
+	if (run->cfg->check)
+		for (size_t i = 0; i < n; i++)
+			tag_write(run->blocks[i], run->sizes[i]);
+	return 0;
+}
+
+/*
+ * The published binary's operator new[] binds to the first definition in
+ * the global scope: the preloaded allocator's if it has one (mimalloc,
+ * jemalloc and tcmalloc do), else libstdc++'s, which calls malloc.  The
+ * bench is C and does not link libstdc++, so it asks the global scope
+ * first and libstdc++ second; libstdc++'s malloc calls still reach the
+ * preloaded allocator.  Returns 0, or -1 after one line.
+ */
+static int calls_resolve(enum larson_calls which, struct calls *c)
+{
+	static const char *const names[][2] = {
+		[CALLS_NEW] = { "_Znam", "_ZdaPv" },    /* operator new[], delete[] */
+		[CALLS_SIZED] = { "_Znam", "_ZdaPvm" }, /* and delete[](void *, size_t) */
+	};
+	memset(c, 0, sizeof *c);
+	if (which == CALLS_MALLOC) {
+		c->alloc = malloc;
+		c->release = free;
+		return 0;
+	}
+	void *a = dlsym(RTLD_DEFAULT, names[which][0]);
+	void *f = dlsym(RTLD_DEFAULT, names[which][1]);
+	if (!a || !f) {
+		void *cxx = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_LOCAL);
+		if (!cxx) {
+			opt_error("larson: --calls %s needs libstdc++.so.6 (%s); --calls malloc does not",
+				  calls_name(which), dlerror());
+			return -1;
+		}
+		a = a ? a : dlsym(cxx, names[which][0]);
+		f = f ? f : dlsym(cxx, names[which][1]);
+	}
+	if (!a || !f) {
+		opt_error("larson: libstdc++.so.6 has no %s", !a ? names[which][0] : names[which][1]);
+		return -1;
+	}
+	c->alloc = (void *(*)(size_t))(uintptr_t)a;
+	if (which == CALLS_SIZED)
+		c->sized_release = (void (*)(void *, size_t))(uintptr_t)f;
+	else
+		c->release = (void (*)(void *))(uintptr_t)f;
+	return 0;
+}
+
+static int setup(struct larson *run)
+{
+	const struct wl_cfg *cfg = run->cfg;
+	size_t n = (size_t)cfg->threads * cfg->chunks;
+	run->range = (long)(cfg->max - cfg->min);
+	run->blocks = xmmap(n * sizeof *run->blocks);
+	run->sizes = xmmap(n * sizeof *run->sizes);
+	run->slices = xmmap(cfg->threads * sizeof *run->slices);
+	if (!run->blocks || !run->sizes || !run->slices)
+		return -1;
+	for (unsigned i = 0; i < cfg->threads; i++) {
+		struct slice *s = &run->slices[i];
+		s->run = run;
+		s->blocks = run->blocks + (size_t)i * cfg->chunks;
+		s->sizes = run->sizes + (size_t)i * cfg->chunks;
+		if (cfg->latency) {
+			s->lat_malloc = lat_buf_new(LAT_CAPACITY);
+			s->lat_free = lat_buf_new(LAT_CAPACITY);
+			if (!s->lat_malloc || !s->lat_free)
+				return -1;
+			s->lat_period = cfg->sample;
+			s->lat_countdown = cfg->sample;
+		}
+	}
+	return 0;
+}
+
+static void teardown(struct larson *run)
+{
+	const struct wl_cfg *cfg = run->cfg;
+	size_t n = (size_t)cfg->threads * cfg->chunks;
+	if (run->blocks) {
+		for (size_t i = 0; i < n && run->calls.alloc; i++)
+			if (run->blocks[i])
+				release(&run->calls, run->calls.sized_release != NULL, run->blocks[i],
+					run->sizes[i]);
+		munmap(run->blocks, n * sizeof *run->blocks);
+	}
+	if (run->sizes)
+		munmap(run->sizes, n * sizeof *run->sizes);
+	if (run->slices) {
+		for (unsigned i = 0; i < cfg->threads; i++) {
+			lat_buf_free(run->slices[i].lat_malloc);
+			lat_buf_free(run->slices[i].lat_free);
+		}
+		munmap(run->slices, cfg->threads * sizeof *run->slices);
+	}
+}
+
+/* Wait until the last generation of each of the started slices has ended,
+ * and join it. */
+static void wait_slices(struct larson *run, unsigned started)
 {
 	pthread_mutex_lock(&run->lock);
-	while (run->chains_done < started)
+	while (run->slices_done < started)
 		pthread_cond_wait(&run->cond, &run->lock);
 	pthread_mutex_unlock(&run->lock);
 	for (unsigned i = 0; i < started; i++)
-		pthread_join(run->chains[i].last, NULL);
+		pthread_join(run->slices[i].last, NULL);
 }
 
-static void sleep_until_stop(double seconds)
+static void sleep_seconds(double seconds)
 {
 	struct timespec ts = {
 		.tv_sec = (time_t)seconds,
@@ -276,130 +438,83 @@ static void sleep_until_stop(double seconds)
 		;
 }
 
-static int chains_setup(struct larson *run)
+static void collect(struct larson *run, struct wl_result *res, double elapsed)
 {
-	const struct larson_cfg *cfg = run->cfg;
-	run->chains = xmmap(cfg->threads * sizeof *run->chains);
-	if (!run->chains)
-		return -1;
-	uint64_t seeder = cfg->seed;
-	for (unsigned i = 0; i < cfg->threads; i++) {
-		struct chain *c = &run->chains[i];
-		c->run = run;
-		c->index = i;
-		c->blocks = xmmap(cfg->chunks * sizeof *c->blocks);
-		c->sizes = xmmap(cfg->chunks * sizeof *c->sizes);
-		if (!c->blocks || !c->sizes)
-			return -1;
-		c->rng = splitmix64(&seeder) | 1; /* xorshift needs a non-zero state */
-		if (cfg->latency) {
-			c->lat_malloc = lat_buf_new(LAT_CAPACITY);
-			c->lat_free = lat_buf_new(LAT_CAPACITY);
-			if (!c->lat_malloc || !c->lat_free)
-				return -1;
-			c->lat_period = cfg->sample;
-			c->lat_countdown = cfg->sample;
-		}
-	}
-	return 0;
-}
-
-static void chains_teardown(struct larson *run)
-{
-	const struct larson_cfg *cfg = run->cfg;
-	if (!run->chains)
-		return;
-	for (unsigned i = 0; i < cfg->threads; i++) {
-		struct chain *c = &run->chains[i];
-		if (c->blocks) {
-			for (unsigned k = 0; k < cfg->chunks; k++)
-				free(c->blocks[k]);
-			munmap(c->blocks, cfg->chunks * sizeof *c->blocks);
-		}
-		if (c->sizes)
-			munmap(c->sizes, cfg->chunks * sizeof *c->sizes);
-		lat_buf_free(c->lat_malloc);
-		lat_buf_free(c->lat_free);
-	}
-	munmap(run->chains, cfg->threads * sizeof *run->chains);
-}
-
-static void collect(struct larson *run, struct larson_result *res, double elapsed)
-{
-	const struct larson_cfg *cfg = run->cfg;
+	const struct wl_cfg *cfg = run->cfg;
 	memset(res, 0, sizeof *res);
 	for (unsigned i = 0; i < cfg->threads; i++) {
-		res->ops += run->chains[i].ops;
-		res->threads_created += run->chains[i].generations;
+		res->ops += run->slices[i].allocs;
+		res->threads_created += run->slices[i].generations;
 	}
+	res->warmup_ops = run->warmup_ops;
 	res->elapsed = elapsed;
 	res->ops_per_sec = elapsed > 0 ? (double)res->ops / elapsed : 0;
-	/* Counters and RSS before the bench frees its leftovers. */
+	/* Counters and RSS before the bench frees the blocks. */
 	probe_counters(&res->ctr);
 	res->peak_rss_kb = probe_peak_rss_kb();
 	if (cfg->latency) {
-		struct lat_buf *bufs[2 * LARSON_MAX_THREADS];
+		struct lat_buf *bufs[LARSON_MAX_THREADS];
 		for (unsigned i = 0; i < cfg->threads; i++)
-			bufs[i] = run->chains[i].lat_malloc;
+			bufs[i] = run->slices[i].lat_malloc;
 		lat_summarise(bufs, cfg->threads, &res->lat_malloc);
 		for (unsigned i = 0; i < cfg->threads; i++)
-			bufs[i] = run->chains[i].lat_free;
+			bufs[i] = run->slices[i].lat_free;
 		lat_summarise(bufs, cfg->threads, &res->lat_free);
 		res->has_latency = true;
 	}
 }
 
-int larson_run(const struct larson_cfg *cfg, struct larson_result *res)
+int larson_run(const struct wl_cfg *cfg, struct wl_result *res)
 {
 	struct larson run = { .cfg = cfg };
-	int rc = -1;
 	unsigned started = 0;
+	int rc = -1;
 
 	atomic_init(&run.stop, false);
 	pthread_mutex_init(&run.lock, NULL);
 	pthread_cond_init(&run.cond, NULL);
-	if (chains_setup(&run) != 0) {
+	if (calls_resolve(cfg->calls, &run.calls) != 0)
+		goto out;
+	if (setup(&run) != 0) {
 		opt_error("larson: out of memory setting up %u threads", cfg->threads);
 		goto out;
 	}
-	for (; started < cfg->threads; started++) {
-		pthread_t t;
-		int e = pthread_create(&t, NULL, chain_thread, &run.chains[started]);
-		if (e) {
-			opt_error("larson: cannot start thread %u: %s", started, strerror(e));
-			break;
-		}
-	}
-	if (started < cfg->threads)
-		atomic_store(&run.stop, true);
-	pthread_mutex_lock(&run.lock);
-	while (run.chains_ready < started)
-		pthread_cond_wait(&run.cond, &run.lock);
-	run.go = true;
-	pthread_cond_broadcast(&run.cond);
-	pthread_mutex_unlock(&run.lock);
-	if (started < cfg->threads) {
-		wait_chains(&run, started);
+	struct lr_gen main_rng;
+	lr_seed(&main_rng, (long)cfg->seed);
+	if (warm_up(&run, &main_rng) != 0) {
+		opt_error("larson: warm-up: malloc failed: %s", strerror(ENOMEM));
 		goto out;
 	}
+	/* As published: each slice's generator is seeded from the main one. */
+	for (unsigned i = 0; i < cfg->threads; i++)
+		lr_seed(&run.slices[i].rng, lr_next(&main_rng));
+	for (; started < cfg->threads; started++) {
+		pthread_t t;
+		int e = pthread_create(&t, NULL, generation, &run.slices[started]);
+		if (e) {
+			opt_error("larson: cannot start thread %u: %s", started, strerror(e));
+			atomic_store(&run.stop, true);
+			wait_slices(&run, started);
+			goto out;
+		}
+	}
 	uint64_t t0 = now_ns();
-	sleep_until_stop(cfg->seconds);
+	sleep_seconds(cfg->seconds);
 	atomic_store(&run.stop, true);
-	wait_chains(&run, started);
+	wait_slices(&run, started);
 	double elapsed = (double)(now_ns() - t0) / 1e9;
 
 	rc = 0;
 	for (unsigned i = 0; i < cfg->threads; i++) {
-		if (run.chains[i].error) {
-			opt_error("larson: thread chain %u failed: %s", i,
-				  strerror(run.chains[i].error));
+		if (run.slices[i].error) {
+			opt_error("larson: thread %u failed: %s", i, strerror(run.slices[i].error));
 			rc = -1;
 		}
 	}
 	if (rc == 0)
 		collect(&run, res, elapsed);
 out:
-	chains_teardown(&run);
+	teardown(&run);
 	pthread_cond_destroy(&run.cond);
 	pthread_mutex_destroy(&run.lock);
 	return rc;

@@ -111,11 +111,25 @@ int opt_parse_double(const char *opt, const char *s, double lo, double hi, doubl
 	return 0;
 }
 
-int opt_check_larson(const struct larson_cfg *cfg)
+int opt_check_workload(const struct wl_cfg *cfg)
 {
 	if (cfg->min > cfg->max) {
 		opt_error("--min (%llu) is larger than --max (%llu)",
 			  (unsigned long long)cfg->min, (unsigned long long)cfg->max);
+		return -1;
+	}
+	if (cfg->workload != WL_LARSON)
+		return 0;
+	/* The published generator cannot reach past its range: refuse rather
+	 * than run a workload that never draws some blocks or sizes. */
+	if (cfg->chunks > LARSON_RNG_RANGE) {
+		opt_error("--chunks: %u is more than larson's generator can pick from (%u)",
+			  cfg->chunks, LARSON_RNG_RANGE);
+		return -1;
+	}
+	if (cfg->max - cfg->min > LARSON_RNG_RANGE) {
+		opt_error("--max - --min: %llu bytes is wider than larson's generator draws (%u)",
+			  (unsigned long long)(cfg->max - cfg->min), LARSON_RNG_RANGE);
 		return -1;
 	}
 	return 0;
@@ -159,39 +173,130 @@ void opt_free_list(char **v, size_t n)
 	free(v);
 }
 
-/* Shared workload options -------------------------------------------------- */
+/* Workload options ----------------------------------------------------------- */
 
 struct opt_workload opt_workload;
 
+/* Entries shared by several workloads' tables. */
+#define OPT_MIN(dflt)                                                                    \
+	{ "min", 0, POPT_ARG_STRING, &opt_workload.min, 0,                               \
+	  "smallest block, bytes or with K/M/G suffix (default " dflt ")", "SIZE" }
+#define OPT_SECONDS                                                                      \
+	{ "seconds", 's', POPT_ARG_STRING, &opt_workload.seconds, 0,                     \
+	  "length of the timed phase of each run (default 2)", "SECONDS" }
+#define OPT_TIMEOUT                                                                      \
+	{ "timeout", 0, POPT_ARG_STRING, &opt_workload.timeout, 0,                       \
+	  "kill a child run after this many seconds (default 60)", "SECONDS" }
+
 const struct poptOption opt_workload_table[] = {
 	{ "chunks", 'c', POPT_ARG_STRING, &opt_workload.chunks, 0,
-	  "live blocks per thread (default 1000)", "N" },
+	  "blocks in each thread's slice (default 1000)", "N" },
 	{ "rounds", 'r', POPT_ARG_STRING, &opt_workload.rounds, 0,
-	  "free+malloc pairs before a thread hands its blocks to a new thread (default 10000)",
+	  "a thread does N x CHUNKS free+malloc pairs, then hands its slice to a new "
+	  "thread (default 100)",
 	  "N" },
-	{ "min", 0, POPT_ARG_STRING, &opt_workload.min, 0,
-	  "smallest block, bytes or with K/M suffix (default 2048)", "SIZE" },
-	{ "max", 0, POPT_ARG_STRING, &opt_workload.max, 0,
-	  "largest block (default 32768)", "SIZE" },
-	{ "seconds", 's', POPT_ARG_STRING, &opt_workload.seconds, 0,
-	  "length of the timed phase of each run (default 2)", "SECONDS" },
 	{ "seed", 0, POPT_ARG_STRING, &opt_workload.seed, 0,
-	  "seed of the per-thread random generators (default 1)", "N" },
-	{ "timeout", 0, POPT_ARG_STRING, &opt_workload.timeout, 0,
-	  "kill a child run after this many seconds (default 60)", "SECONDS" },
+	  "seed of the published program's generator (default 4141)", "N" },
+	OPT_MIN("2048"),
+	{ "max", 0, POPT_ARG_STRING, &opt_workload.max, 0,
+	  "sizes are drawn below this, as published (default 32768)", "SIZE" },
+	OPT_SECONDS,
+	OPT_TIMEOUT,
 	POPT_TABLEEND
 };
 
-int opt_workload_finish(struct larson_cfg *cfg, double *timeout)
+const struct poptOption opt_churn_table[] = {
+	{ "chunks", 'c', POPT_ARG_STRING, &opt_workload.chunks, 0,
+	  "live blocks per chain of threads (default 1000)", "N" },
+	{ "rounds", 'r', POPT_ARG_STRING, &opt_workload.rounds, 0,
+	  "free+malloc pairs in a thread's life, before it hands its blocks to a new thread "
+	  "(default 10000)",
+	  "N" },
+	{ "seed", 0, POPT_ARG_STRING, &opt_workload.seed, 0,
+	  "seed of the per-chain random generators (default 1)", "N" },
+	OPT_MIN("2048"),
+	{ "max", 0, POPT_ARG_STRING, &opt_workload.max, 0, "largest block (default 32768)",
+	  "SIZE" },
+	OPT_SECONDS,
+	OPT_TIMEOUT,
+	POPT_TABLEEND
+};
+
+const struct poptOption opt_xmalloc_table[] = {
+	{ "size", 0, POPT_ARG_STRING, &opt_workload.size, 0,
+	  "object size, at most 4K; 0 draws from the published list of 8 to 2048 (default 64)",
+	  "SIZE" },
+	OPT_SECONDS,
+	OPT_TIMEOUT,
+	POPT_TABLEEND
+};
+
+const struct poptOption opt_falseshare_table[] = {
+	{ "size", 0, POPT_ARG_STRING, &opt_workload.size, 0,
+	  "object size, at most 4K (default 8)", "SIZE" },
+	{ "writes", 'w', POPT_ARG_STRING, &opt_workload.writes, 0,
+	  "writes of each byte of an object before it is freed (default 1000)", "N" },
+	{ "mode", 'm', POPT_ARG_STRING, &opt_workload.mode, 0,
+	  "passive: threads first free objects the main thread allocated side by side "
+	  "(cache-scratch, default); active: they do not (cache-thrash)",
+	  "passive|active" },
+	OPT_SECONDS,
+	OPT_TIMEOUT,
+	POPT_TABLEEND
+};
+
+const struct poptOption opt_simple_table[] = {
+	{ "size", 0, POPT_ARG_STRING, &opt_workload.size, 0,
+	  "first block size; SIZE, 2 x SIZE and 4 x SIZE are run (default 16, at most 64K)",
+	  "SIZE" },
+	OPT_SECONDS,
+	OPT_TIMEOUT,
+	POPT_TABLEEND
+};
+
+const struct poptOption opt_buffers_table[] = {
+	{ "live", 0, POPT_ARG_STRING, &opt_workload.live, 0,
+	  "buffers each thread keeps (default 1, at most 1024)", "N" },
+	OPT_MIN("2M"),
+	{ "max", 0, POPT_ARG_STRING, &opt_workload.max, 0, "largest buffer (default 2M)",
+	  "SIZE" },
+	{ "fill", 0, POPT_ARG_STRING, &opt_workload.fill, 0,
+	  "write: write every byte (default); zero: calloc; none: leave it", "write|zero|none" },
+	{ "seed", 0, POPT_ARG_STRING, &opt_workload.seed, 0, "seed of the generators (default 1)",
+	  "N" },
+	OPT_SECONDS,
+	OPT_TIMEOUT,
+	POPT_TABLEEND
+};
+
+#define XM_MAX_SIZE 4096
+#define FS_MAX_SIZE 4096
+#define FS_MAX_WRITES 1000000
+#define SIMPLE_MAX_SIZE 65536
+#define BUF_MAX_LIVE 1024
+
+/* One of names (n of them) by its string, or -1 after one line. */
+static int parse_choice(const char *opt, const char *s, const char *const *names, int n)
+{
+	char list[128] = "";
+	for (int i = 0; i < n; i++) {
+		if (strcmp(s, names[i]) == 0)
+			return i;
+		size_t len = strlen(list);
+		snprintf(list + len, sizeof list - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+			 names[i]);
+	}
+	opt_error("%s: '%s' is not %s", opt, s, list);
+	return -1;
+}
+
+int opt_workload_finish(struct wl_cfg *cfg, double *timeout)
 {
 	struct opt_workload *w = &opt_workload;
+	enum bench_workload wl = cfg->workload;
+	bool larson = wl == WL_LARSON;
 	uint64_t v;
-	cfg->chunks = LARSON_DEF_CHUNKS;
-	cfg->rounds = LARSON_DEF_ROUNDS;
-	cfg->min = LARSON_DEF_MIN;
-	cfg->max = LARSON_DEF_MAX;
-	cfg->seconds = LARSON_DEF_SECONDS;
-	cfg->seed = LARSON_DEF_SEED;
+	*cfg = wl_table[wl].defaults;
 	*timeout = RUN_DEF_TIMEOUT;
 	if (w->chunks) {
 		if (opt_parse_u64("--chunks", w->chunks, 1, LARSON_MAX_CHUNKS, &v))
@@ -210,8 +315,41 @@ int opt_workload_finish(struct larson_cfg *cfg, double *timeout)
 	if (w->seconds &&
 	    opt_parse_double("--seconds", w->seconds, 0.001, LARSON_MAX_SECONDS, &cfg->seconds))
 		return -1;
-	if (w->seed && opt_parse_u64("--seed", w->seed, 0, UINT64_MAX, &cfg->seed))
+	if (w->seed &&
+	    opt_parse_u64("--seed", w->seed, 0, larson ? LARSON_MAX_SEED : UINT64_MAX, &cfg->seed))
 		return -1;
+	if (w->size) {
+		uint64_t lo = wl == WL_XMALLOC ? 0 : 1;
+		uint64_t hi = wl == WL_XMALLOC ? XM_MAX_SIZE
+			      : wl == WL_FALSESHARE ? FS_MAX_SIZE : SIMPLE_MAX_SIZE;
+		if (opt_parse_size("--size", w->size, lo, hi, &cfg->size))
+			return -1;
+	}
+	if (w->writes) {
+		if (opt_parse_u64("--writes", w->writes, 1, FS_MAX_WRITES, &v))
+			return -1;
+		cfg->writes = (unsigned)v;
+	}
+	if (w->mode) {
+		static const char *const modes[] = { [FS_PASSIVE] = "passive", [FS_ACTIVE] = "active" };
+		int m = parse_choice("--mode", w->mode, modes, 2);
+		if (m < 0)
+			return -1;
+		cfg->mode = (enum fs_mode)m;
+	}
+	if (w->live) {
+		if (opt_parse_u64("--live", w->live, 1, BUF_MAX_LIVE, &v))
+			return -1;
+		cfg->live = (unsigned)v;
+	}
+	if (w->fill) {
+		static const char *const fills[] = { [FILL_WRITE] = "write", [FILL_ZERO] = "zero",
+						     [FILL_NONE] = "none" };
+		int f = parse_choice("--fill", w->fill, fills, 3);
+		if (f < 0)
+			return -1;
+		cfg->fill = (enum buf_fill)f;
+	}
 	if (w->timeout && opt_parse_double("--timeout", w->timeout, 0.1, 86400, timeout))
 		return -1;
 	if (*timeout <= cfg->seconds) {
@@ -219,7 +357,7 @@ int opt_workload_finish(struct larson_cfg *cfg, double *timeout)
 			  cfg->seconds);
 		return -1;
 	}
-	return opt_check_larson(cfg);
+	return opt_check_workload(cfg);
 }
 
 int opt_popt_parse(const char *cmd, void *con)

@@ -117,7 +117,7 @@ static void write_script(FILE *g, const char *file, const char *term,
 	for (size_t k = 0; k < ns; k++) {
 		fprintf(g, "$s%zu << EOD\n", k);
 		for (size_t j = 0; j < s[k].n; j++) {
-			const struct larson_result *r = &pts[s[k].idx[j]].rec.res;
+			const struct wl_result *r = &pts[s[k].idx[j]].rec.res;
 			double reuse_v = r->ctr.present ? r->ctr.page_reuse_pct : NAN;
 			if (s[k].periodless) {
 				fprintf(g, "%g %.1f %.2f\n%g %.1f %.2f\n\n", x0, r->ops_per_sec, reuse_v,
@@ -194,6 +194,85 @@ int plot_sweep(const char *file, const struct sweep_point *pts, size_t n,
 	write_script(g, file, term, pts, s, ns);
 	int st = pclose(g);
 	free(s);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		opt_error("gnuplot failed to draw %s", file);
+		return -1;
+	}
+	return 0;
+}
+
+/* The suite: one bar chart per workload, ops/s and peak RSS ratios to the
+ * baseline for each allocator, with a dashed line at 1. ---------------------- */
+
+int plot_suite_check(const char *file)
+{
+	if (!terminal_for(file)) {
+		opt_error("--plot: %s: name the file .svg or .png", file);
+		return -1;
+	}
+	if (!in_path("gnuplot")) {
+		opt_error("cannot plot: gnuplot is not installed (Debian package gnuplot-nox)");
+		return -1;
+	}
+	return 0;
+}
+
+static void ratio_or_missing(FILE *g, double v)
+{
+	if (isfinite(v))
+		fprintf(g, " %.4f", v);
+	else
+		fputs(" ?", g); /* gnuplot leaves the bar out */
+}
+
+int plot_suite(const char *file, const char *const *workloads, size_t nwl,
+	       const char *const *allocs, size_t nalloc, const double *ops, const double *rss,
+	       const char *baseline)
+{
+	if (plot_suite_check(file) != 0)
+		return -1;
+	size_t rows = (nwl + 1) / 2;
+	fflush(NULL);
+	FILE *g = popen("gnuplot", "w");
+	if (!g) {
+		opt_error("cannot run gnuplot: %m");
+		return -1;
+	}
+	const char *term = terminal_for(file);
+	/* Tall enough for the rows of charts. */
+	fprintf(g, "set terminal %s size 1000,%zu\n",
+		strstr(term, "svg") ? "svg dynamic enhanced font 'sans,11'"
+				    : "pngcairo enhanced font 'sans,10'",
+		rows * 300 + 60);
+	fputs("set output '", g);
+	for (const char *c = file; *c; c++)
+		fprintf(g, *c == '\'' ? "''" : "%c", *c);
+	fputs("'\n", g);
+	for (size_t w = 0; w < nwl; w++) {
+		fprintf(g, "$d%zu << EOD\n", w);
+		for (size_t a = 0; a < nalloc; a++) {
+			fprintf(g, "\"%s\"", allocs[a]);
+			ratio_or_missing(g, ops[w * nalloc + a]);
+			ratio_or_missing(g, rss[w * nalloc + a]);
+			fputc('\n', g);
+		}
+		fputs("EOD\n", g);
+	}
+	fprintf(g, "set multiplot layout %zu,2 title \"hakmem-bench suite: ratios to %s "
+		   "(higher ops/s is better, lower RSS is better)\"\n",
+		rows, baseline);
+	fputs("set style data histograms\nset style histogram clustered gap 1\n"
+	      "set style fill solid 0.8 border -1\nset boxwidth 0.9\nset yrange [0:*]\n"
+	      "set grid ytics\nset key top left font ',9'\nset xtics font ',9'\n",
+	      g);
+	for (size_t w = 0; w < nwl; w++) {
+		fprintf(g, "set title \"%s\"\n", workloads[w]);
+		fprintf(g, "plot $d%zu using 2:xtic(1) title 'ops/s', '' using 3 title 'peak RSS', "
+			   "1 with lines dt 2 lc rgb 'gray40' notitle\n",
+			w);
+	}
+	fputs("unset multiplot\n", g);
+	int st = pclose(g);
 	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		opt_error("gnuplot failed to draw %s", file);
 		return -1;

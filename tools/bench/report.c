@@ -1,5 +1,5 @@
 /*
- * report.c - printing of Larson results: one run as text or JSON, reading a
+ * report.c - printing of larson and churn results: one run as text or JSON, reading a
  * run back from a child's JSON, and the side-by-side comparison of
  * allocators.  Nothing here measures anything.
  */
@@ -37,24 +37,70 @@ static void text_lat(FILE *f, const char *what, const struct lat_summary *l)
 
 void report_run_text(FILE *f, const struct run_record *r)
 {
-	const struct larson_cfg *c = &r->cfg;
-	const struct larson_result *s = &r->res;
+	const struct wl_cfg *c = &r->cfg;
+	const struct wl_result *s = &r->res;
 	const struct alloc_counters *k = &s->ctr;
 	char buf[64];
 
-	fprintf(f, "larson: allocator %s, %u threads x %u chunks of %llu..%llu bytes, "
-		"%u rounds per thread, %.2f s, seed %llu\n",
-		r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
-		(unsigned long long)c->max, c->rounds, c->seconds, (unsigned long long)c->seed);
+	switch (c->workload) {
+	case WL_LARSON:
+		fprintf(f, "larson: allocator %s, %u threads x %u chunks of %llu..%llu bytes, "
+			"%u rounds (%llu ops per thread), %.2f s, seed %llu, %s calls%s\n",
+			r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
+			(unsigned long long)(c->max > c->min ? c->max - 1 : c->min), c->rounds,
+			(unsigned long long)c->rounds * c->chunks, c->seconds,
+			(unsigned long long)c->seed, calls_name(c->calls),
+			c->check ? ", blocks checked" : "");
+		break;
+	case WL_CHURN:
+		fprintf(f, "churn: allocator %s, %u chains x %u chunks of %llu..%llu bytes, "
+			"%u ops per thread, %.2f s, seed %llu\n",
+			r->allocator, c->threads, c->chunks, (unsigned long long)c->min,
+			(unsigned long long)c->max, c->rounds, c->seconds,
+			(unsigned long long)c->seed);
+		break;
+	case WL_XMALLOC:
+		if (c->size)
+			snprintf(buf, sizeof buf, "%llu bytes", (unsigned long long)c->size);
+		else
+			snprintf(buf, sizeof buf, "8..2048 bytes");
+		fprintf(f, "xmalloc: allocator %s, %u producers and %u consumers, objects of %s, "
+			"%.2f s (one op = one object freed)\n",
+			r->allocator, c->threads, c->threads, buf, c->seconds);
+		break;
+	case WL_FALSESHARE:
+		fprintf(f, "false-sharing: allocator %s, %s, %u threads, objects of %llu bytes "
+			"written %u times, %.2f s (one op = one object)\n",
+			r->allocator, fs_mode_name(c->mode), c->threads, (unsigned long long)c->size,
+			c->writes, c->seconds);
+		break;
+	case WL_SIMPLE:
+		fprintf(f, "simple: allocator %s, 1 thread, %llu, %llu and %llu bytes at depths 25, "
+			"100, 400 and 1600, %.2f s\n",
+			r->allocator, (unsigned long long)c->size, (unsigned long long)c->size * 2,
+			(unsigned long long)c->size * 4, c->seconds);
+		break;
+	case WL_BUFFERS:
+		fprintf(f, "buffers: allocator %s, %u thread(s) x %u live buffer(s) of %llu..%llu bytes, "
+			"fill %s, %.2f s (one op = one buffer)\n",
+			r->allocator, c->threads, c->live, (unsigned long long)c->min,
+			(unsigned long long)c->max, fill_name(c->fill), c->seconds);
+		break;
+	default:
+		break;
+	}
 	if (r->strategy[0])
 		fprintf(f, "  drain strategy     %s", r->strategy);
 	if (r->period >= 0)
 		fprintf(f, "%s period %ld", r->strategy[0] ? "," : "  drain", r->period);
 	if (r->strategy[0] || r->period >= 0)
 		fputc('\n', f);
-	fprintf(f, "  ops/s              %.0f  (%llu free+malloc pairs in %.3f s, %llu threads)\n",
+	fprintf(f, "  ops/s              %.0f  (%llu ops in %.3f s, %llu thread%s)\n",
 		s->ops_per_sec, (unsigned long long)s->ops, s->elapsed,
-		(unsigned long long)s->threads_created);
+		(unsigned long long)s->threads_created, s->threads_created == 1 ? "" : "s");
+	if (c->workload == WL_LARSON)
+		fprintf(f, "  warm-up            %llu mallocs by the main thread\n",
+			(unsigned long long)s->warmup_ops);
 	fmt_rss(buf, sizeof buf, s->peak_rss_kb);
 	fprintf(f, "  peak RSS           %s\n", buf);
 	if (k->present)
@@ -114,11 +160,12 @@ static void json_lat(FILE *f, const char *prefix, bool has, const struct lat_sum
 
 void report_run_json(FILE *f, const struct run_record *r)
 {
-	const struct larson_cfg *c = &r->cfg;
-	const struct larson_result *s = &r->res;
+	const struct wl_cfg *c = &r->cfg;
+	const struct wl_result *s = &r->res;
 	const struct alloc_counters *k = &s->ctr;
 
 	json_begin(f);
+	json_str(f, "workload", workload_name(c->workload));
 	json_str(f, "allocator", r->allocator);
 	json_u64(f, "threads", c->threads);
 	json_u64(f, "chunks", c->chunks);
@@ -127,6 +174,13 @@ void report_run_json(FILE *f, const struct run_record *r)
 	json_u64(f, "max", c->max);
 	json_num(f, "seconds", c->seconds);
 	json_u64(f, "seed", c->seed);
+	json_int(f, "check", c->check ? 1 : 0);
+	json_str(f, "calls", calls_name(c->calls));
+	json_u64(f, "size", c->size);
+	json_u64(f, "writes", c->writes);
+	json_str(f, "mode", fs_mode_name(c->mode));
+	json_u64(f, "live", c->live);
+	json_str(f, "fill", fill_name(c->fill));
 	json_str(f, "strategy", r->strategy[0] ? r->strategy : NULL);
 	if (r->period >= 0)
 		json_int(f, "period", r->period);
@@ -136,6 +190,7 @@ void report_run_json(FILE *f, const struct run_record *r)
 	json_num(f, "elapsed_sec", s->elapsed);
 	json_num(f, "ops_per_sec", s->ops_per_sec);
 	json_u64(f, "threads_created", s->threads_created);
+	json_u64(f, "warmup_ops", s->warmup_ops);
 	if (s->peak_rss_kb >= 0)
 		json_int(f, "peak_rss_kb", s->peak_rss_kb);
 	else
@@ -199,7 +254,7 @@ int report_record_from_json(const char *text, struct run_record *r)
 		free(kv);
 		return -1;
 	}
-	struct larson_result *s = &r->res;
+	struct wl_result *s = &r->res;
 	struct alloc_counters *k = &s->ctr;
 	bool null;
 	memset(s, 0, sizeof *s);
@@ -210,6 +265,7 @@ int report_record_from_json(const char *text, struct run_record *r)
 	s->elapsed = num_or(kv, n, "elapsed_sec", 0, NULL);
 	s->ops_per_sec = ops->num;
 	s->threads_created = (uint64_t)num_or(kv, n, "threads_created", 0, NULL);
+	s->warmup_ops = (uint64_t)num_or(kv, n, "warmup_ops", 0, NULL);
 	s->peak_rss_kb = (long)num_or(kv, n, "peak_rss_kb", -1, NULL);
 	k->page_reuse_pct = num_or(kv, n, "page_reuse_pct", 0, &null);
 	k->present = !null;
@@ -263,7 +319,7 @@ void report_compare_text(FILE *f, const struct alloc_summary *s, size_t n, const
 				runs, "-", "-", "-", "-", "-", a->runs);
 			continue;
 		}
-		const struct larson_result *m = &a->median_run->res;
+		const struct wl_result *m = &a->median_run->res;
 		snprintf(range, sizeof range, "%.0f..%.0f", a->min, a->max);
 		if (isfinite(a->ratio))
 			snprintf(ratio, sizeof ratio, "%.2f", a->ratio);

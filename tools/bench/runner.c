@@ -292,9 +292,17 @@ static bool reap(pid_t pid, int *status, double deadline)
 	}
 }
 
-static void child_args(char args[][32], const struct larson_cfg *cfg, int fd)
+static void child_args(char args[][32], const struct wl_cfg *cfg, int fd)
 {
 	snprintf(args[0], 32, "%d", fd);
+	snprintf(args[9], 32, "%s", workload_name(cfg->workload));
+	snprintf(args[10], 32, "%d", cfg->check ? 1 : 0);
+	snprintf(args[11], 32, "%s", calls_name(cfg->calls));
+	snprintf(args[12], 32, "%llu", (unsigned long long)cfg->size);
+	snprintf(args[13], 32, "%u", cfg->writes);
+	snprintf(args[14], 32, "%s", fs_mode_name(cfg->mode));
+	snprintf(args[15], 32, "%u", cfg->live);
+	snprintf(args[16], 32, "%s", fill_name(cfg->fill));
 	snprintf(args[1], 32, "%u", cfg->threads);
 	snprintf(args[2], 32, "%u", cfg->chunks);
 	snprintf(args[3], 32, "%u", cfg->rounds);
@@ -318,7 +326,7 @@ static void describe_status(struct child_outcome *out, int status)
 	}
 }
 
-int runner_run_larson(const struct allocator *a, const struct larson_cfg *cfg,
+int runner_run(const struct allocator *a, const struct wl_cfg *cfg,
 		      const struct child_env *env, size_t nenv, double timeout,
 		      struct run_record *rec, struct child_outcome *out)
 {
@@ -329,10 +337,12 @@ int runner_run_larson(const struct allocator *a, const struct larson_cfg *cfg,
 		return -1;
 	}
 	char **envp = child_environ(a, env, nenv);
-	char args[9][32];
+	char args[17][32];
 	child_args(args, cfg, fds[1]);
-	const char *argv[] = { BENCH_PROG, "__child", args[0], a->name, args[1], args[2], args[3],
-			       args[4], args[5], args[6], args[7], args[8], NULL };
+	const char *argv[] = { BENCH_PROG, "__child", args[0], a->name, args[9],  args[1],
+			       args[2],	   args[3],   args[4], args[5], args[6],  args[7],
+			       args[8],	   args[10],  args[11], args[12], args[13], args[14],
+			       args[15],   args[16],  NULL };
 	if (!envp) {
 		close(fds[0]);
 		close(fds[1]);

@@ -1,12 +1,12 @@
 /*
- * sweep.c - the sweep command: the Larson workload under hakmem for every
+ * sweep.c - the sweep command: the published Larson under hakmem for every
  * combination of drain strategy, drain period, thread count and any other
  * HAKMEM_* tunable, each point in a fresh child process with its settings
  * in the environment.  Prints a table; writes CSV, JSON and a plot on demand.
  *
  * With no options it repeats the seed report's experiment: owner,
- * roundrobin at periods 2, 4 and 8, hybrid and adopt; 2-32 KiB blocks on
- * 4 threads, 2 s per point.
+ * roundrobin at periods 2, 4 and 8, hybrid and adopt; larson's defaults
+ * (2-32 KiB blocks, 1000 per thread, 100 rounds, 4 threads), 2 s per point.
  */
 #include "bench.h"
 
@@ -51,7 +51,7 @@ static const struct poptOption sweep_table[] = {
 };
 
 struct sweep {
-	struct larson_cfg cfg;
+	struct wl_cfg cfg;
 	double timeout;
 	struct allocator alloc;
 	char **strat;      /* tokens as given */
@@ -308,10 +308,10 @@ static size_t run_points(struct sweep *sw)
 			env[nenv++] = (struct child_env){ sw->tun[k].name, pt->values[k] };
 		if (bar)
 			progress(i, sw->npts, now_sec() - t0, per_point);
-		struct larson_cfg cfg = sw->cfg;
+		struct wl_cfg cfg = sw->cfg;
 		cfg.threads = pt->threads;
 		struct child_outcome out;
-		runner_run_larson(&sw->alloc, &cfg, env, nenv, sw->timeout, &pt->rec, &out);
+		runner_run(&sw->alloc, &cfg, env, nenv, sw->timeout, &pt->rec, &out);
 		pt->ok = out.ok;
 		if (!out.ok) {
 			char label[256];
@@ -338,9 +338,10 @@ static void cell_u64(char *b, size_t n, const struct sweep_point *pt, uint64_t v
 
 static void print_table(const struct sweep *sw, FILE *f)
 {
-	fprintf(f, "sweep: %s, Larson %llu..%llu bytes, %u chunks, %u rounds, %.2f s per point, "
-		"seed %llu\n",
-		sw->alloc.name, (unsigned long long)sw->cfg.min, (unsigned long long)sw->cfg.max,
+	fprintf(f, "sweep: %s, larson (published) %llu..%llu bytes, %u chunks, %u rounds, "
+		"%.2f s per point, seed %llu\n",
+		sw->alloc.name, (unsigned long long)sw->cfg.min,
+		(unsigned long long)(sw->cfg.max > sw->cfg.min ? sw->cfg.max - 1 : sw->cfg.min),
 		sw->cfg.chunks, sw->cfg.rounds, sw->cfg.seconds, (unsigned long long)sw->cfg.seed);
 	fprintf(f, "%-10s %6s %7s", "strategy", "period", "threads");
 	for (size_t k = 0; k < sw->ntun; k++)
@@ -349,7 +350,7 @@ static void print_table(const struct sweep *sw, FILE *f)
 		"adoptions", "peakRSS KiB");
 	for (size_t i = 0; i < sw->npts; i++) {
 		const struct sweep_point *pt = &sw->pts[i];
-		const struct larson_result *r = &pt->rec.res;
+		const struct wl_result *r = &pt->rec.res;
 		char period[24] = "-";
 		if (pt->period >= 0)
 			snprintf(period, sizeof period, "%ld", pt->period);
@@ -401,7 +402,7 @@ static void write_csv(const struct sweep *sw, FILE *f)
 	fputs(",error\n", f);
 	for (size_t i = 0; i < sw->npts; i++) {
 		const struct sweep_point *pt = &sw->pts[i];
-		const struct larson_result *r = &pt->rec.res;
+		const struct wl_result *r = &pt->rec.res;
 		bool c = pt->ok && r->ctr.present;
 		char b[64];
 		csv_field(f, pt->strategy, false);
@@ -432,7 +433,7 @@ static void write_json(const struct sweep *sw, FILE *f)
 	fputs("[\n", f);
 	for (size_t i = 0; i < sw->npts; i++) {
 		const struct sweep_point *pt = &sw->pts[i];
-		const struct larson_result *r = &pt->rec.res;
+		const struct wl_result *r = &pt->rec.res;
 		bool c = pt->ok && r->ctr.present;
 		json_begin(f);
 		json_str(f, "strategy", pt->strategy);
