@@ -273,8 +273,12 @@ static void case_threads(void *unused)
 	TU_CHECK(pthread_join(th[0], NULL) == 0);
 	struct hak_stats s0 = stats();
 	char *p = malloc(5 * MiB);
+	struct hak_stats s1 = stats();
 	TU_CHECK(p == remote_victim, "a span freed by another thread is not reused");
-	TU_CHECK(stats().mapped_bytes == s0.mapped_bytes);
+	TU_CHECK(s1.mapped_bytes == s0.mapped_bytes);
+	TU_CHECK(s1.large_reused == s0.large_reused + 1,
+		 "a span freed by another thread was not kept resident (large_reused %llu -> %llu)",
+		 (unsigned long long)s0.large_reused, (unsigned long long)s1.large_reused);
 	free(p);
 
 	s0 = stats();
@@ -287,7 +291,7 @@ static void case_threads(void *unused)
 	for (unsigned t = 0; t < HAND_THREADS; t++)
 		for (unsigned k = 0; k < rings[t].count; k++)
 			free(rings[t].p[k]);
-	struct hak_stats s1 = stats();
+	s1 = stats();
 	TU_CHECK(s1.large_bytes_in_use == s0.large_bytes_in_use,
 		 "large bytes in use %llu, at the start %llu",
 		 (unsigned long long)s1.large_bytes_in_use,
