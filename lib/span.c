@@ -74,6 +74,7 @@ struct hak_span_shard {
 	struct span *bin[2][SPAN_BINS];
 	struct span *lru_head, *lru_tail;  /* dirty free spans */
 	size_t dirty_bytes, used_bytes;
+	size_t debt;  /* fresh bytes taken while dirty memory was idle: to purge */
 	struct hak_region *regions;
 };
 
@@ -481,8 +482,18 @@ found:
 	take_front(s, d, npages);
 	*dirty_first = 0;
 	*dirty_n = npages;
-out:
+out:;
+	/* pages given memory while more than the floor of dirty memory
+	 * waits: as much of the oldest dirty memory goes back, so that
+	 * fragments that fit no request do not add to the footprint */
+	bool urge = false;
+	if (*dirty_n < npages && s->dirty_bytes > hak__opt.large_cache) {
+		s->debt += (size_t)(npages - *dirty_n) << SPAN_PAGE_SHIFT;
+		urge = true;
+	}
 	hak__spin_unlock(&s->lock);
+	if (urge)
+		hak__background_urge();
 	*region = r;
 	return span_addr(r, i);
 }
@@ -576,20 +587,23 @@ static size_t shard_purge(struct hak_span_shard *s, uint64_t older_than_ns, bool
 		unsigned n = 0;
 		size_t bytes = 0;
 		hak__spin_lock(&s->lock);
-		size_t keep = keep_bytes(s);
+		size_t keep = keep_bytes(s), floor = hak__opt.large_cache;
+		size_t over = s->dirty_bytes > keep ? s->dirty_bytes - keep : 0;
+		size_t owed = s->dirty_bytes > floor ? s->dirty_bytes - floor : 0;
+		if (owed > s->debt)
+			owed = s->debt;
+		size_t excess = over > owed ? over : owed;
 		struct span *d = s->lru_tail;
-		while (d && n < BATCH &&
-		       (all || d->freed_ns < older_than_ns || s->dirty_bytes > keep)) {
+		while (d && n < BATCH && (all || d->freed_ns < older_than_ns || excess)) {
 			struct span *prev = d->lprev;
 			struct hak_region *r = region_of(d);
 			uint32_t i = index_of(r, d), dn = d->npages;
 			bin_unlink(s, d);
 			stat_free_sub(SP_DIRTY, (size_t)dn << SPAN_PAGE_SHIFT);
 			if (!all && d->freed_ns >= older_than_ns && dn > 1) {
-				/* only the excess over the keep must go: the front
-				 * of the span stays dirty (spans coalesce, so one
-				 * may hold most of what is free) */
-				size_t excess = s->dirty_bytes + ((size_t)dn << SPAN_PAGE_SHIFT) - keep;
+				/* only the excess must go: the front of the span
+				 * stays dirty (spans coalesce, so one may hold most
+				 * of what is free) */
 				uint32_t cut = (uint32_t)((excess + SPAN_PAGE - 1) >> SPAN_PAGE_SHIFT);
 				if (cut < dn) {
 					uint64_t age = d->freed_ns;
@@ -603,7 +617,10 @@ static size_t shard_purge(struct hak_span_shard *s, uint64_t older_than_ns, bool
 				}
 			}
 			mark(r, i, dn, SP_BUSY);
-			bytes += (size_t)d->npages << SPAN_PAGE_SHIFT;
+			size_t b = (size_t)dn << SPAN_PAGE_SHIFT;
+			excess = excess > b ? excess - b : 0;
+			s->debt = s->debt > b ? s->debt - b : 0;
+			bytes += b;
 			batch[n++] = d;
 			d = prev;
 		}

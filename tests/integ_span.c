@@ -7,6 +7,9 @@
  *   integ_span keep   the keep bound (run it with
  *                     HAKMEM_PURGE_DELAY_MS=3600000 HAKMEM_LARGE_CACHE_MB=8
  *                     HAKMEM_SPAN_KEEP_PCT=100, as test-span.sh does)
+ *   integ_span debt   fresh pages taken while freed memory waits send as
+ *                     much of it back (HAKMEM_PURGE_DELAY_MS=3600000
+ *                     HAKMEM_LARGE_CACHE_MB=8 HAKMEM_SPAN_KEEP_PCT=1000)
  *
  * Cases:
  *  - reuse: a freed span serves the next request that fits, at the same
@@ -22,6 +25,8 @@
  * keep: within the purge delay, freed span memory is kept up to
  * HAKMEM_SPAN_KEEP_PCT of the bytes in use (at least HAKMEM_LARGE_CACHE_MB);
  * beyond that it goes back to the OS without waiting.
+ * debt: pages that get memory while more than HAKMEM_LARGE_CACHE_MB of
+ * freed memory waits send as much of the oldest of it back.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -391,9 +396,12 @@ static void case_keep(void)
 	long rss0 = rss_kb();
 	for (int i = 0; i < FREED; i++)
 		free(tmp[i]);
-	/* the background thread purges what is beyond the bound: poll */
+	/* the background thread purges what is beyond the bound: poll (it
+	 * counts the bytes kept before its madvise, the bytes purged after) */
+	const size_t beyond = FREED * n - bound - n;
 	struct hak_stats s = stats();
-	for (int tries = 0; tries < 100 && s.span_kept_bytes > bound; tries++) {
+	for (int tries = 0; tries < 100 && (s.span_kept_bytes > bound ||
+					    s.purged_bytes - s0.purged_bytes < beyond); tries++) {
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 		s = stats();
@@ -407,14 +415,66 @@ static void case_keep(void)
 	/* what the bound allows stays (the delay is an hour) */
 	TU_CHECK(s.span_kept_bytes >= bound - n, "only %llu bytes kept, bound %zu",
 		 (unsigned long long)s.span_kept_bytes, bound);
-	TU_CHECK(s.purged_bytes - s0.purged_bytes >= FREED * n - bound - n,
+	TU_CHECK(s.purged_bytes - s0.purged_bytes >= beyond,
 		 "%llu bytes purged", (unsigned long long)(s.purged_bytes - s0.purged_bytes));
-	TU_CHECK(rss0 - rss1 >= (long)((FREED * n - bound - n) >> 10),
+	TU_CHECK(rss0 - rss1 >= (long)(beyond >> 10),
 		 "RSS only went from %ld to %ld KiB", rss0, rss1);
 	for (int i = 0; i < LIVE; i++) {
 		tu_pattern_expect(live[i], n, (uint64_t)i, "live block");
 		free(live[i]);
 	}
+}
+
+/* Run with a purge delay of an hour, an 8 MiB floor and no keep bound
+ * (1000%): 24 MiB of freed 2 MiB spans that no 3 MiB request fits, then
+ * 18 MiB of 3 MiB blocks from fresh pages; as much of the oldest freed
+ * memory goes back, but not below the floor (so exactly 8 MiB stay), so
+ * that fragments do not add to the footprint. */
+static void case_debt(void)
+{
+	enum { FRAG = 12, NEW = 6 };
+	const size_t frag = 2 * MiB, fresh = 3 * MiB, floor = 8 * MiB;
+	char *f[FRAG], *sep[FRAG], *nb[NEW];
+	/* in use, so that the keep bound (10 x) allows the fragments */
+	char *ballast = alloc_filled(4 * MiB, 99);
+	for (int i = 0; i < FRAG; i++) {
+		f[i] = alloc_filled(frag, (uint64_t)i);
+		sep[i] = alloc_filled(40000, 50 + (uint64_t)i);
+	}
+	for (int i = 0; i < FRAG; i++)
+		free(f[i]);
+	struct hak_stats s0 = stats();
+	TU_CHECK(s0.span_kept_bytes >= FRAG * frag, "%llu bytes kept after the frees",
+		 (unsigned long long)s0.span_kept_bytes);
+	for (int i = 0; i < NEW; i++)
+		nb[i] = alloc_filled(fresh, 100 + (uint64_t)i);
+	/* owed: the fresh pages (each block and its header page), down to
+	 * the floor */
+	size_t owed = NEW * (fresh + 4096);
+	size_t want = s0.span_kept_bytes - owed > floor ? s0.span_kept_bytes - owed : floor;
+	struct hak_stats s = stats();
+	for (int tries = 0; tries < 100 && s.span_kept_bytes > want; tries++) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		s = stats();
+	}
+	printf("# kept %llu KiB after the frees, %llu KiB after %zu KiB of fresh pages\n",
+	       (unsigned long long)s0.span_kept_bytes >> 10,
+	       (unsigned long long)s.span_kept_bytes >> 10, owed >> 10);
+	TU_CHECK(s.span_kept_bytes <= want, "%llu bytes kept, want at most %zu",
+		 (unsigned long long)s.span_kept_bytes, want);
+	TU_CHECK(s.span_kept_bytes + 64 * KiB >= want, "%llu bytes kept, want %zu",
+		 (unsigned long long)s.span_kept_bytes, want);
+	for (int i = 0; i < FRAG; i++) {
+		tu_pattern_expect(sep[i], 40000, 50 + (uint64_t)i, "live block");
+		free(sep[i]);
+	}
+	for (int i = 0; i < NEW; i++) {
+		tu_pattern_expect(nb[i], fresh, 100 + (uint64_t)i, "live block");
+		free(nb[i]);
+	}
+	tu_pattern_expect(ballast, 4 * MiB, 99, "live block");
+	free(ballast);
 }
 
 static const struct {
@@ -436,6 +496,11 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "keep")) {
 		case_keep();
 		printf("ok - keep\n");
+		return 0;
+	}
+	if (!strcmp(mode, "debt")) {
+		case_debt();
+		printf("ok - debt\n");
 		return 0;
 	}
 	bool any = false;

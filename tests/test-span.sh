@@ -1,7 +1,8 @@
 #!/bin/sh
 # test-span.sh - integ_span (the span tier: reuse, fit, calloc, realloc,
-# threads, fork) under every check level, and its keep bound with an hour's
-# purge delay (what is beyond the bound goes back at once).
+# threads, fork) under every check level, its keep bound with an hour's
+# purge delay (what is beyond the bound goes back at once), and the debt
+# (fresh pages taken while freed memory waits send as much of it back).
 set -u
 builddir=${HAKMEM_TEST_BUILDDIR:-.}
 prog=$builddir/integ_span
@@ -12,5 +13,8 @@ for level in 0 1 2; do
 	HAKMEM_CHECK=$level HAKMEM_PURGE_DELAY_MS=3600000 HAKMEM_LARGE_CACHE_MB=8 \
 		HAKMEM_SPAN_KEEP_PCT=100 "$prog" keep ||
 		{ echo "FAIL: HAKMEM_CHECK=$level integ_span keep" >&2; fail=1; }
+	HAKMEM_CHECK=$level HAKMEM_PURGE_DELAY_MS=3600000 HAKMEM_LARGE_CACHE_MB=8 \
+		HAKMEM_SPAN_KEEP_PCT=1000 "$prog" debt ||
+		{ echo "FAIL: HAKMEM_CHECK=$level integ_span debt" >&2; fail=1; }
 done
 exit $fail
