@@ -419,7 +419,8 @@ struct hak_large {
 	size_t map_size;         /* length of the mapping */
 	size_t size;             /* usable bytes from the user pointer */
 	struct hak_region *region; /* span tier region, NULL for a mapping of its own */
-	uint64_t pad[3];
+	struct hak_large *deferred_next; /* freed, waiting for its shard's lock */
+	uint64_t pad[2];
 };
 #define HAK_LARGE_HDR sizeof(struct hak_large) /* 64 */
 HAK_HIDDEN void *hak__large_alloc(size_t size, size_t align, bool zero);
@@ -431,7 +432,7 @@ HAK_HIDDEN void hak__large_lock_all(void);
 HAK_HIDDEN void hak__large_unlock_all(void);
 
 /* span.c: the span tier (blocks above HAK_SMALL_MAX up to span_max) ------ */
-#define HAK_SPAN_SHARDS 8 /* at most; as many as CPUs */
+#define HAK_SPAN_SHARDS HAK_SEG_SPAN_SHARDS /* at most; as many as CPUs */
 #define HAK_SPAN_ALIGN_MAX HAK_PAGE_SIZE /* larger alignments: own mapping */
 struct hak_region;
 HAK_HIDDEN void hak__span_init(void);

@@ -17,12 +17,16 @@
  * a new region.
  *
  * Regions belong to shards, one per CPU (at most HAK_SPAN_SHARDS); a thread
- * allocates from shard (heap index mod shards), and a block goes back to its region's shard, so frees
- * from different threads take different locks.  Dirty free spans wait on a
- * list ordered by the time they were freed: the purge returns those older
- * than HAKMEM_PURGE_DELAY_MS, and the oldest beyond the shard's keep
- * (HAKMEM_SPAN_KEEP_PCT of the bytes it has in use, at least
- * HAKMEM_LARGE_CACHE_MB in all) whatever their age.
+ * allocates from shard (heap index mod shards), and a block goes back to its
+ * region's shard, so frees from different threads take different locks; a
+ * free that finds the lock taken pushes the block on the shard's deferred
+ * stack instead of waiting, and the next holder of the lock frees it.
+ *
+ * Dirty free spans wait on a list ordered by the time they were freed: the
+ * purge returns those older than HAKMEM_PURGE_DELAY_MS, the oldest beyond
+ * the shard's keep (HAKMEM_SPAN_KEEP_PCT of the bytes it has in use, at
+ * least HAKMEM_LARGE_CACHE_MB) whatever their age, and as many as fresh
+ * pages were taken while more than HAKMEM_LARGE_CACHE_MB waited (debt).
  *
  * Invariants (shard lock held to read or write any of them):
  *  - the spans of a region tile its data pages; the descriptor of a span's
@@ -73,9 +77,14 @@ struct hak_span_shard {
 	uint64_t mask[2];                  /* non-empty bins: [0] dirty, [1] clean */
 	struct span *bin[2][SPAN_BINS];
 	struct span *lru_head, *lru_tail;  /* dirty free spans */
-	size_t dirty_bytes, used_bytes;
+	size_t dirty_bytes, used_bytes, clean_bytes;
+	size_t pub_dirty, pub_clean; /* what the segment's totals have of them */
 	size_t debt;  /* fresh bytes taken while dirty memory was idle: to purge */
 	struct hak_region *regions;
+	/* Blocks freed while the lock was taken, by their headers: an MPSC
+	 * Treiber stack (pushers CAS with release; whoever holds the lock takes
+	 * the whole list with an acquire exchange, so there is no ABA). */
+	_Alignas(HAK_CACHE_LINE) _Atomic(struct hak_large *) deferred;
 };
 
 static struct hak_span_shard shards[HAK_SPAN_SHARDS];
@@ -194,24 +203,47 @@ static void bin_unlink(struct hak_span_shard *s, struct span *d)
 	}
 }
 
-static void stat_free_add(unsigned state, size_t bytes)
+/* The clean free bytes (lock held); dirty_bytes is kept by bin_push and
+ * bin_unlink. */
+static void stat_free_add(struct hak_span_shard *s, unsigned state, size_t bytes)
 {
-	if (state == SP_DIRTY) {
-		HAK_GSTAT_ADD(hak__seg->global.unpurged_free_bytes, bytes);
-		HAK_GSTAT_ADD(hak__seg->global.span_dirty_bytes, bytes);
-	} else {
-		HAK_GSTAT_ADD(hak__seg->global.purged_now_bytes, bytes);
+	if (state != SP_DIRTY)
+		s->clean_bytes += bytes;
+}
+
+static void stat_free_sub(struct hak_span_shard *s, unsigned state, size_t bytes)
+{
+	if (state != SP_DIRTY)
+		s->clean_bytes -= bytes;
+}
+
+/* Publish shard s's figures to the stats segment (lock held): its kept
+ * bytes exactly, its share of the process totals when they moved by a
+ * step or reached zero. */
+static void publish(struct hak_span_shard *s)
+{
+	struct hak_seg_global *g = &hak__seg->global;
+	unsigned i = (unsigned)(s - shards);
+	atomic_store_explicit((_Atomic uint64_t *)&g->span_kept_bytes[i], s->dirty_bytes,
+			      memory_order_relaxed);
+	if (s->dirty_bytes != s->pub_dirty &&
+	    (!s->dirty_bytes || !s->pub_dirty ||
+	     s->dirty_bytes - s->pub_dirty + HAK_SEG_SPAN_STEP > 2 * HAK_SEG_SPAN_STEP)) {
+		HAK_GSTAT_ADD(g->unpurged_free_bytes, s->dirty_bytes - s->pub_dirty);
+		s->pub_dirty = s->dirty_bytes;
+	}
+	if (s->clean_bytes != s->pub_clean &&
+	    (!s->clean_bytes || !s->pub_clean ||
+	     s->clean_bytes - s->pub_clean + HAK_SEG_SPAN_STEP > 2 * HAK_SEG_SPAN_STEP)) {
+		HAK_GSTAT_ADD(g->purged_now_bytes, s->clean_bytes - s->pub_clean);
+		s->pub_clean = s->clean_bytes;
 	}
 }
 
-static void stat_free_sub(unsigned state, size_t bytes)
+static void shard_unlock(struct hak_span_shard *s)
 {
-	if (state == SP_DIRTY) {
-		HAK_GSTAT_SUB(hak__seg->global.unpurged_free_bytes, bytes);
-		HAK_GSTAT_SUB(hak__seg->global.span_dirty_bytes, bytes);
-	} else {
-		HAK_GSTAT_SUB(hak__seg->global.purged_now_bytes, bytes);
-	}
+	publish(s);
+	hak__spin_unlock(&s->lock);
 }
 
 /* Make pages [i, i+n) of r a free span of state (DIRTY or CLEAN), merged
@@ -219,7 +251,7 @@ static void stat_free_sub(unsigned state, size_t bytes)
 static void free_insert(struct hak_span_shard *s, struct hak_region *r, uint32_t i, uint32_t n,
 			unsigned state, uint64_t freed_ns)
 {
-	stat_free_add(state, (size_t)n << SPAN_PAGE_SHIFT);
+	stat_free_add(s, state, (size_t)n << SPAN_PAGE_SHIFT);
 	if (i > 0 && r->desc[i - 1].state == state) {
 		struct span *p = &r->desc[r->desc[i - 1].first];
 		bin_unlink(s, p);
@@ -246,14 +278,14 @@ static void take_front(struct hak_span_shard *s, struct span *d, uint32_t n)
 	uint32_t i = index_of(r, d), total = d->npages;
 	unsigned state = d->state;
 	uint64_t age = d->freed_ns;
-	stat_free_sub(state, (size_t)total << SPAN_PAGE_SHIFT);
+	stat_free_sub(s, state, (size_t)total << SPAN_PAGE_SHIFT);
 	mark(r, i, n, SP_USED);
 	if (total > n) {
 		/* the neighbour after it is in use or of the other state: no merge */
 		mark(r, i + n, total - n, state);
 		r->desc[i + n].freed_ns = age;
 		bin_push(s, &r->desc[i + n], state);
-		stat_free_add(state, (size_t)(total - n) << SPAN_PAGE_SHIFT);
+		stat_free_add(s, state, (size_t)(total - n) << SPAN_PAGE_SHIFT);
 	}
 	s->used_bytes += (size_t)n << SPAN_PAGE_SHIFT;
 }
@@ -337,8 +369,8 @@ static uint32_t combine(struct hak_span_shard *s, struct hak_region *r, struct s
 	uint32_t rest = dn + cn - n, at;
 	bin_unlink(s, d);
 	bin_unlink(s, c);
-	stat_free_sub(SP_DIRTY, (size_t)dn << SPAN_PAGE_SHIFT);
-	stat_free_sub(SP_CLEAN, (size_t)cn << SPAN_PAGE_SHIFT);
+	stat_free_sub(s, SP_DIRTY, (size_t)dn << SPAN_PAGE_SHIFT);
+	stat_free_sub(s, SP_CLEAN, (size_t)cn << SPAN_PAGE_SHIFT);
 	if (ci > di) { /* [d][c]: the block, then c's rest */
 		at = di;
 		*dirty_first = 0;
@@ -354,7 +386,7 @@ static uint32_t combine(struct hak_span_shard *s, struct hak_region *r, struct s
 		struct span *left = &r->desc[ci > di ? di + n : ci];
 		left->freed_ns = 0;
 		bin_push(s, left, SP_CLEAN);
-		stat_free_add(SP_CLEAN, (size_t)rest << SPAN_PAGE_SHIFT);
+		stat_free_add(s, SP_CLEAN, (size_t)rest << SPAN_PAGE_SHIFT);
 	}
 	mark(r, at, n, SP_USED);
 	s->used_bytes += (size_t)n << SPAN_PAGE_SHIFT;
@@ -389,13 +421,33 @@ static struct span *find_combined(struct hak_span_shard *s, uint32_t n, struct s
 	return NULL;
 }
 
+/* The span in use at base, npages long, of the block user in region r,
+ * becomes free (lock held). */
+static void span_release(struct hak_span_shard *s, struct hak_region *r, void *base,
+			 uint32_t npages, void *user, uint64_t now);
+
+/* Free the blocks other threads deferred (lock held). */
+static void drain_deferred(struct hak_span_shard *s)
+{
+	if (!atomic_load_explicit(&s->deferred, memory_order_relaxed))
+		return;
+	struct hak_large *h = atomic_exchange_explicit(&s->deferred, NULL, memory_order_acquire);
+	uint64_t now = hak__now_ns();
+	while (h) {
+		struct hak_large *next = h->deferred_next;
+		span_release(s, h->region, h->base, (uint32_t)(h->map_size >> SPAN_PAGE_SHIFT),
+			     (char *)h + HAK_LARGE_HDR, now);
+		h = next;
+	}
+}
+
 /* Take region r, all of it one clean free span, out of shard s (lock
  * held), for region_unmap: a region nobody uses keeps no metadata resident
  * and no address space. */
 static struct hak_region *region_detach(struct hak_span_shard *s, struct hak_region *r)
 {
 	bin_unlink(s, &r->desc[0]);
-	stat_free_sub(SP_CLEAN, (size_t)r->npages << SPAN_PAGE_SHIFT);
+	stat_free_sub(s, SP_CLEAN, (size_t)r->npages << SPAN_PAGE_SHIFT);
 	r->desc[0].state = SP_BUSY;
 	struct hak_region **pp = &s->regions;
 	while (*pp != r)
@@ -425,6 +477,7 @@ void *hak__span_alloc(uint32_t npages, unsigned si, uint32_t *dirty_first, uint3
 	struct hak_region *r;
 	uint32_t i;
 	hak__spin_lock(&s->lock);
+	drain_deferred(s);
 	if ((d = find(s, 0, npages)))
 		goto found;
 	/* another shard's resident memory before a page fault here */
@@ -433,11 +486,11 @@ void *hak__span_alloc(uint32_t npages, unsigned si, uint32_t *dirty_first, uint3
 		if (!hak__spin_trylock(&o->lock))
 			continue;
 		if ((d = find(o, 0, npages))) {
-			hak__spin_unlock(&s->lock);
+			shard_unlock(s);
 			s = o;
 			goto found;
 		}
-		hak__spin_unlock(&o->lock);
+		shard_unlock(o);
 	}
 	struct span *c;
 	if ((d = find_combined(s, npages, &c))) {
@@ -466,7 +519,7 @@ void *hak__span_alloc(uint32_t npages, unsigned si, uint32_t *dirty_first, uint3
 			*dirty_first = *dirty_n = 0;
 			goto out;
 		}
-		hak__spin_unlock(&s->lock); /* no system call under the lock */
+		shard_unlock(s); /* no system call under the lock */
 		r = region_new(s, npages);
 		if (!r)
 			return NULL;
@@ -491,7 +544,7 @@ out:;
 		s->debt += (size_t)(npages - *dirty_n) << SPAN_PAGE_SHIFT;
 		urge = true;
 	}
-	hak__spin_unlock(&s->lock);
+	shard_unlock(s);
 	if (urge)
 		hak__background_urge();
 	*region = r;
@@ -521,17 +574,36 @@ static size_t keep_bytes(const struct hak_span_shard *s)
 	return keep > floor ? keep : floor;
 }
 
-/* Free the span of npages pages at base (in region r) of the block user. */
-void hak__span_free(struct hak_region *r, void *base, uint32_t npages, void *user)
+static void span_release(struct hak_span_shard *s, struct hak_region *r, void *base,
+			 uint32_t npages, void *user, uint64_t now)
 {
-	struct hak_span_shard *s = r->shard;
-	uint64_t now = hak__now_ns();
-	hak__spin_lock(&s->lock);
 	struct span *d = used_span(r, base, npages, user, hak__call_free);
 	s->used_bytes -= (size_t)npages << SPAN_PAGE_SHIFT;
 	free_insert(s, r, index_of(r, d), npages, SP_DIRTY, now);
+}
+
+/* Free the span of npages pages at base (in region r) of the block user,
+ * whose header says so (checked, and marked freed, by the caller).  When
+ * the shard's lock is taken the block waits on the deferred stack: a free
+ * never waits for a lock. */
+void hak__span_free(struct hak_region *r, void *base, uint32_t npages, void *user)
+{
+	struct hak_span_shard *s = r->shard;
+	if (!hak__spin_trylock(&s->lock)) {
+		struct hak_large *h = (struct hak_large *)((char *)user - HAK_LARGE_HDR);
+		struct hak_large *top = atomic_load_explicit(&s->deferred, memory_order_relaxed);
+		do
+			h->deferred_next = top;
+		while (!atomic_compare_exchange_weak_explicit(&s->deferred, &top, h,
+							      memory_order_release,
+							      memory_order_relaxed));
+		hak__background_kick();
+		return;
+	}
+	drain_deferred(s);
+	span_release(s, r, base, npages, user, hak__now_ns());
 	bool over = s->dirty_bytes > keep_bytes(s);
-	hak__spin_unlock(&s->lock);
+	shard_unlock(s);
 	if (over)
 		hak__background_urge();
 	else
@@ -556,7 +628,7 @@ bool hak__span_grow(struct hak_region *r, void *base, uint32_t npages, uint32_t 
 			ok = true;
 		}
 	}
-	hak__spin_unlock(&s->lock);
+	shard_unlock(s);
 	return ok;
 }
 
@@ -571,7 +643,7 @@ void hak__span_shrink(struct hak_region *r, void *base, uint32_t npages, uint32_
 	mark(r, i, want, SP_USED);
 	s->used_bytes -= (size_t)(npages - want) << SPAN_PAGE_SHIFT;
 	free_insert(s, r, i + want, npages - want, SP_DIRTY, now);
-	hak__spin_unlock(&s->lock);
+	shard_unlock(s);
 	hak__background_kick();
 }
 
@@ -587,6 +659,7 @@ static size_t shard_purge(struct hak_span_shard *s, uint64_t older_than_ns, bool
 		unsigned n = 0;
 		size_t bytes = 0;
 		hak__spin_lock(&s->lock);
+		drain_deferred(s);
 		size_t keep = keep_bytes(s), floor = hak__opt.large_cache;
 		size_t over = s->dirty_bytes > keep ? s->dirty_bytes - keep : 0;
 		size_t owed = s->dirty_bytes > floor ? s->dirty_bytes - floor : 0;
@@ -599,7 +672,7 @@ static size_t shard_purge(struct hak_span_shard *s, uint64_t older_than_ns, bool
 			struct hak_region *r = region_of(d);
 			uint32_t i = index_of(r, d), dn = d->npages;
 			bin_unlink(s, d);
-			stat_free_sub(SP_DIRTY, (size_t)dn << SPAN_PAGE_SHIFT);
+			stat_free_sub(s, SP_DIRTY, (size_t)dn << SPAN_PAGE_SHIFT);
 			if (!all && d->freed_ns >= older_than_ns && dn > 1) {
 				/* only the excess must go: the front of the span
 				 * stays dirty (spans coalesce, so one may hold most
@@ -610,7 +683,7 @@ static size_t shard_purge(struct hak_span_shard *s, uint64_t older_than_ns, bool
 					mark(r, i, dn - cut, SP_DIRTY);
 					d->freed_ns = age;
 					bin_push(s, d, SP_DIRTY);
-					stat_free_add(SP_DIRTY, (size_t)(dn - cut) << SPAN_PAGE_SHIFT);
+					stat_free_add(s, SP_DIRTY, (size_t)(dn - cut) << SPAN_PAGE_SHIFT);
 					i += dn - cut;
 					dn = cut;
 					d = &r->desc[i];
@@ -624,7 +697,7 @@ static size_t shard_purge(struct hak_span_shard *s, uint64_t older_than_ns, bool
 			batch[n++] = d;
 			d = prev;
 		}
-		hak__spin_unlock(&s->lock);
+		shard_unlock(s);
 		if (!n)
 			return purged;
 		for (unsigned k = 0; k < n; k++) {
@@ -643,7 +716,7 @@ static size_t shard_purge(struct hak_span_shard *s, uint64_t older_than_ns, bool
 			if (r->desc[0].state == SP_CLEAN && r->desc[0].npages == r->npages)
 				idle[nidle++] = region_detach(s, r);
 		}
-		hak__spin_unlock(&s->lock);
+		shard_unlock(s);
 		for (unsigned k = 0; k < nidle; k++)
 			region_unmap(idle[k]);
 		if (n < BATCH)

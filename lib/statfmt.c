@@ -256,7 +256,8 @@ void hak__statsum_begin(struct hak_statsum *s, const struct hak_seg_header *h)
 	s->unpurged_free_bytes = rd(&g->unpurged_free_bytes);
 	s->purged_bytes = rd(&g->purged_bytes);
 	s->span_mapped_bytes = rd(&g->span_mapped_bytes);
-	s->span_kept_bytes = rd(&g->span_dirty_bytes);
+	for (unsigned i = 0; i < HAK_SEG_SPAN_SHARDS; i++)
+		s->span_kept_bytes += rd(&g->span_kept_bytes[i]);
 	s->vm_rss = -1;
 }
 

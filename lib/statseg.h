@@ -27,6 +27,8 @@
 #define HAK_SEG_LAYOUT 2 /* 2: the span tier's counters */
 #define HAK_SEG_CLASSES 48 /* room for classes; header says how many are used */
 #define HAK_SEG_SLOTS 1024 /* thread slots (see global.overflow) */
+#define HAK_SEG_SPAN_SHARDS 8 /* span tier shards (lib/span.c) */
+#define HAK_SEG_SPAN_STEP ((uint64_t)1 << 20)
 
 /* Per-thread counters.  Slot lifecycle: state goes 0 (never used) ->
  * 1 (bound to a live thread) -> 2 (thread exited; counters kept). */
@@ -58,8 +60,12 @@ struct hak_seg_global {
 	uint64_t unpurged_free_bytes; /* free pages/spans not yet purged */
 	uint64_t purged_now_bytes;    /* mapped but currently purged */
 	uint64_t span_mapped_bytes;   /* span tier regions (in mapped_bytes) */
-	uint64_t span_dirty_bytes;    /* free span bytes kept resident for reuse
-				       * (in unpurged_free_bytes) */
+	/* Free span bytes kept resident for reuse, per shard: written with
+	 * relaxed stores by the holder of the shard's lock (one writer at a
+	 * time); unpurged_free_bytes and purged_now_bytes get the tier's
+	 * figures in steps of at least HAK_SEG_SPAN_STEP (exact at zero), so
+	 * that its locks do not share one counter's cache line. */
+	uint64_t span_kept_bytes[HAK_SEG_SPAN_SHARDS];
 	uint64_t threads;        /* live heaps */
 	uint64_t heaps_created;
 	/* Threads beyond HAK_SEG_SLOTS count in private memory (seen only by
