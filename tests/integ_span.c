@@ -13,7 +13,8 @@
  *
  * Cases:
  *  - reuse: a freed span serves the next request that fits, at the same
- *    address, with no new mapping, counted as reused;
+ *    address, with no new mapping, counted as reused; with nothing in use,
+ *    a trim purges the kept memory and unmaps the region;
  *  - fit: of the free spans that hold a request, the smallest (then the
  *    lowest address) serves it;
  *  - calloc: fresh pages are not written (RSS stays), reused ones are zeroed;
@@ -95,6 +96,16 @@ static void case_reuse(void *unused)
 	tu_pattern_fill(r, 2 * MiB + 12345, 2);
 	tu_pattern_expect(r, 2 * MiB + 12345, 2, "reused span");
 	free(r);
+	/* nothing in use: a trim purges the kept memory and unmaps the idle
+	 * region */
+	TU_CHECK(stats().span_mapped_bytes > 0);
+	malloc_trim(0);
+	struct hak_stats s2 = stats();
+	TU_CHECK(s2.span_kept_bytes == 0 && s2.span_mapped_bytes == 0,
+		 "after a trim with no span in use: %llu bytes kept, %llu mapped",
+		 (unsigned long long)s2.span_kept_bytes, (unsigned long long)s2.span_mapped_bytes);
+	TU_CHECK(s2.mapped_bytes < s0.mapped_bytes, "mapped bytes %llu -> %llu after the trim",
+		 (unsigned long long)s0.mapped_bytes, (unsigned long long)s2.mapped_bytes);
 }
 
 /* fit -------------------------------------------------------------------- */
