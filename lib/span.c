@@ -724,13 +724,33 @@ static size_t shard_purge(struct hak_span_shard *s, uint64_t older_than_ns, bool
 	}
 }
 
+/* Unmap shard s's regions that are all clean and free (a trim: the purge
+ * unmaps those it empties itself). */
+static void shard_unmap_idle(struct hak_span_shard *s)
+{
+	for (;;) {
+		struct hak_region *idle = NULL;
+		hak__spin_lock(&s->lock);
+		for (struct hak_region *r = s->regions; r && !idle; r = r->next)
+			if (r->desc[0].state == SP_CLEAN && r->desc[0].npages == r->npages)
+				idle = region_detach(s, r);
+		shard_unlock(s);
+		if (!idle)
+			return;
+		region_unmap(idle);
+	}
+}
+
 size_t hak__span_purge(uint64_t older_than_ns, bool all)
 {
 	size_t bytes = 0;
 	if (!region_size)
 		return 0;
-	for (unsigned i = 0; i < nshards; i++)
+	for (unsigned i = 0; i < nshards; i++) {
 		bytes += shard_purge(&shards[i], older_than_ns, all);
+		if (all)
+			shard_unmap_idle(&shards[i]);
+	}
 	return bytes;
 }
 

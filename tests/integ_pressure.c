@@ -927,7 +927,9 @@ static void pressure_child(void *arg)
 	TU_CHECK(p2.pages_from_os == p1.pages_from_os,
 		 "the same blocks again took %" PRIu64 " new pages from the OS",
 		 p2.pages_from_os - p1.pages_from_os);
-	TU_CHECK(p2.mapped_bytes == p1.mapped_bytes,
+	/* (fewer is no new mapping: a span tier region that a purge in
+	 * flight left behind the trim may be unmapped meanwhile) */
+	TU_CHECK(p2.mapped_bytes <= p1.mapped_bytes,
 		 "mapped bytes %" PRIu64 " after the replay, %" PRIu64 " before",
 		 p2.mapped_bytes, p1.mapped_bytes);
 
