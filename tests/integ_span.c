@@ -411,7 +411,7 @@ static void case_keep(void)
 	 * counts the bytes kept before its madvise, the bytes purged after) */
 	const size_t beyond = FREED * n - bound - n;
 	struct hak_stats s = stats();
-	for (int tries = 0; tries < 100 && (s.span_kept_bytes > bound ||
+	for (int tries = 0; tries < 400 && (s.span_kept_bytes > bound ||
 					    s.purged_bytes - s0.purged_bytes < beyond); tries++) {
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
@@ -464,7 +464,7 @@ static void case_debt(void)
 	size_t owed = NEW * (fresh + 4096);
 	size_t want = s0.span_kept_bytes - owed > floor ? s0.span_kept_bytes - owed : floor;
 	struct hak_stats s = stats();
-	for (int tries = 0; tries < 100 && s.span_kept_bytes > want; tries++) {
+	for (int tries = 0; tries < 400 && s.span_kept_bytes > want; tries++) {
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 		s = stats();
