@@ -39,7 +39,7 @@ int hak_malloc_trim(size_t pad);
 
 /* Statistics ---------------------------------------------------------- */
 
-#define HAK_STATS_VERSION 1
+#define HAK_STATS_VERSION 2 /* 2: the span tier's fields after classes[] */
 /* Upper bound on the number of size classes reported; the library fills
  * num_classes entries of classes[]. */
 #define HAK_STATS_MAX_CLASSES 48
@@ -72,6 +72,13 @@ struct hak_stats {
 	uint64_t large_allocs;  /* allocations above the largest class */
 	uint64_t large_frees;
 	struct hak_class_stats classes[HAK_STATS_MAX_CLASSES];
+	/* version 2: large blocks up to HAKMEM_SPAN_MAX_MB come from the span
+	 * tier, whose freed memory is kept for reuse */
+	uint64_t large_reused;  /* large allocations served from memory kept */
+	uint64_t large_direct;  /* large allocations given a mapping of their own */
+	uint64_t large_inplace; /* reallocs that grew a large block in place */
+	uint64_t span_mapped_bytes; /* address space of the span tier (in mapped_bytes) */
+	uint64_t span_kept_bytes;   /* freed span memory kept resident for reuse */
 };
 
 /* Fill *st (size bytes of it; pass sizeof *st).  Returns 0, or -1 with

@@ -232,6 +232,8 @@ struct hak_options {
 	bool show_stats;         /* HAKMEM_SHOW_STATS */
 	bool background;         /* HAKMEM_BACKGROUND: purge/sweep thread */
 	size_t large_cache;      /* HAKMEM_LARGE_CACHE_MB in bytes */
+	size_t span_max;         /* HAKMEM_SPAN_MAX_MB in bytes: 0 = no span tier */
+	unsigned span_keep_pct;  /* HAKMEM_SPAN_KEEP_PCT: dirty free spans kept, % of in use */
 	unsigned check;          /* HAKMEM_CHECK: 0, 1 or 2 (guard.c) */
 };
 HAK_HIDDEN extern struct hak_options hak__opt;
@@ -262,6 +264,7 @@ HAK_HIDDEN void hak__futex_wait(_Atomic uint32_t *w, uint32_t val, const struct 
 HAK_HIDDEN void hak__futex_wake(_Atomic uint32_t *w, int n);
 HAK_HIDDEN bool hak__os_barrier_register(void);
 HAK_HIDDEN void hak__os_barrier_all(void);
+HAK_HIDDEN unsigned hak__os_ncpus(void);
 HAK_HIDDEN void hak__spin_lock(_Atomic uint32_t *l);
 HAK_HIDDEN void hak__spin_unlock(_Atomic uint32_t *l);
 HAK_HIDDEN bool hak__spin_trylock(_Atomic uint32_t *l);
@@ -442,7 +445,9 @@ struct hak_large {
 	void *base;              /* start of the mapping */
 	size_t map_size;         /* length of the mapping */
 	size_t size;             /* usable bytes from the user pointer */
-	uint64_t pad[4];
+	struct hak_region *region; /* span tier region, NULL for a mapping of its own */
+	struct hak_large *deferred_next; /* freed, waiting for its shard's lock */
+	uint64_t pad[2];
 };
 #define HAK_LARGE_HDR sizeof(struct hak_large) /* 64 */
 HAK_HIDDEN void *hak__large_alloc(size_t size, size_t align, bool zero);
@@ -452,6 +457,22 @@ HAK_HIDDEN size_t hak__large_purge(uint64_t older_than_ns, bool all);
 HAK_HIDDEN void *hak__large_resize(void *p, size_t size);
 HAK_HIDDEN void hak__large_lock_all(void);
 HAK_HIDDEN void hak__large_unlock_all(void);
+
+/* span.c: the span tier (blocks above HAK_SMALL_MAX up to span_max) ------ */
+#define HAK_SPAN_SHARDS HAK_SEG_SPAN_SHARDS /* at most; as many as CPUs */
+#define HAK_SPAN_ALIGN_MAX HAK_PAGE_SIZE /* larger alignments: own mapping */
+struct hak_region;
+HAK_HIDDEN void hak__span_init(void);
+HAK_HIDDEN void *hak__span_alloc(uint32_t npages, unsigned shard, uint32_t *dirty_first,
+				 uint32_t *dirty_n, struct hak_region **region);
+HAK_HIDDEN void hak__span_free(struct hak_region *r, void *base, uint32_t npages, void *user);
+HAK_HIDDEN bool hak__span_grow(struct hak_region *r, void *base, uint32_t npages,
+			       uint32_t want, void *user);
+HAK_HIDDEN void hak__span_shrink(struct hak_region *r, void *base, uint32_t npages,
+				 uint32_t want, void *user);
+HAK_HIDDEN size_t hak__span_purge(uint64_t older_than_ns, bool all);
+HAK_HIDDEN void hak__span_lock_all(void);
+HAK_HIDDEN void hak__span_unlock_all(void);
 
 /* stats.c ----------------------------------------------------------------- */
 HAK_HIDDEN extern struct hak_seg_header *hak__seg; /* never NULL after init */

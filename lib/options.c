@@ -52,6 +52,10 @@ static const struct opt_def opt_table[] = {
 	{"HAKMEM_BACKGROUND", OPT_BOOL, 1, 0, 1, &hak__opt.background, 0, "0 or 1"},
 	{"HAKMEM_LARGE_CACHE_MB", OPT_UINT, 64, 0, 65536, &hak__opt.large_cache, 1u << 20,
 	 "an integer from 0 to 65536"},
+	{"HAKMEM_SPAN_MAX_MB", OPT_UINT, 32, 0, 256, &hak__opt.span_max, 1u << 20,
+	 "an integer from 0 (no span tier) to 256"},
+	{"HAKMEM_SPAN_KEEP_PCT", OPT_UINT, 100, 0, 1000, &hak__opt.span_keep_pct, 0,
+	 "an integer from 0 to 1000"},
 	{"HAKMEM_CHECK", OPT_UINT, 1, 0, 2, &hak__opt.check, 0,
 	 "0 (off), 1 (default checks) or 2 (paranoid: canaries)"},
 };
@@ -131,4 +135,5 @@ void hak__options_init(void)
 		}
 		store(d, val);
 	}
+	hak__span_init(); /* the span tier's geometry follows its options */
 }

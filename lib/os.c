@@ -75,6 +75,19 @@ uint64_t hak__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* CPUs this process may run on (1 if unknown); sched_getaffinity fills a
+ * set on the stack, nothing is allocated. */
+unsigned hak__os_ncpus(void)
+{
+	int saved = errno;
+	cpu_set_t set;
+	unsigned n = 1;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		n = (unsigned)CPU_COUNT(&set);
+	errno = saved;
+	return n;
+}
+
 pid_t hak__gettid(void)
 {
 	return (pid_t)syscall(SYS_gettid);

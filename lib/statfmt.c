@@ -255,6 +255,9 @@ void hak__statsum_begin(struct hak_statsum *s, const struct hak_seg_header *h)
 	s->resident_bound = s->mapped_bytes > purged_now ? s->mapped_bytes - purged_now : 0;
 	s->unpurged_free_bytes = rd(&g->unpurged_free_bytes);
 	s->purged_bytes = rd(&g->purged_bytes);
+	s->span_mapped_bytes = rd(&g->span_mapped_bytes);
+	for (unsigned i = 0; i < HAK_SEG_SPAN_SHARDS; i++)
+		s->span_kept_bytes += rd(&g->span_kept_bytes[i]);
 	s->vm_rss = -1;
 }
 
@@ -273,6 +276,9 @@ void hak__statsum_add_slot(struct hak_statsum *s, const struct hak_seg_slot *slo
 	s->remote_frees += rd(&slot->remote_frees);
 	s->large.allocs += rd(&slot->large_allocs);
 	s->large.frees += rd(&slot->large_frees);
+	s->large_reused += rd(&slot->large_reused);
+	s->large_direct += rd(&slot->large_direct);
+	s->large_inplace += rd(&slot->large_inplace);
 	/* a thread may free another's large blocks: only the sum is >= 0 */
 	s->large_bytes_net = (int64_t)((uint64_t)s->large_bytes_net +
 				       rd(&slot->large_alloc_bytes) -
@@ -459,6 +465,11 @@ size_t hak__statfmt_text(const struct hak_statsum *s, char *buf, size_t cap)
 	line_count(&b, "adoptions", s->adoptions);
 	line_count(&b, "lease refusals", s->lease_refusals);
 	line_count(&b, "remote frees", s->remote_frees);
+	line_bytes(&b, "span tier mapped", s->span_mapped_bytes, "regions for large blocks");
+	line_bytes(&b, "span tier kept", s->span_kept_bytes, "freed, resident, for reuse");
+	line_count(&b, "large reused", s->large_reused);
+	line_count(&b, "large own mapping", s->large_direct);
+	line_count(&b, "large grown in place", s->large_inplace);
 	line_count(&b, "allocations", s->allocs);
 	line_count(&b, "frees", s->frees);
 	hak__sb_str(&b, "  class     size        allocs         frees      in use    bytes in use\n");
@@ -538,6 +549,11 @@ size_t hak__statfmt_json(const struct hak_statsum *s, char *buf, size_t cap)
 	json_key(&b, "large");
 	sb_char(&b, '{');
 	json_class(&b, &s->large);
+	json_u64(&b, "reused", s->large_reused);
+	json_u64(&b, "own_mapping", s->large_direct);
+	json_u64(&b, "grown_in_place", s->large_inplace);
+	json_u64(&b, "span_mapped_bytes", s->span_mapped_bytes);
+	json_u64(&b, "span_kept_bytes", s->span_kept_bytes);
 	sb_char(&b, '}');
 	json_key(&b, "classes");
 	sb_char(&b, '[');

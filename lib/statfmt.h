@@ -52,6 +52,11 @@ struct hak_statsum {
 	uint64_t allocs;         /* all classes and large */
 	uint64_t frees;
 	int64_t large_bytes_net; /* large bytes allocated - freed, as summed */
+	uint64_t large_reused;   /* large allocations served from memory kept */
+	uint64_t large_direct;   /* ... by a mapping of their own */
+	uint64_t large_inplace;  /* reallocs that grew a large block in place */
+	uint64_t span_mapped_bytes; /* span tier regions */
+	uint64_t span_kept_bytes;   /* free span bytes kept resident for reuse */
 	struct hak_statsum_class large;
 	struct hak_statsum_class cls[HAK_SEG_CLASSES];
 };

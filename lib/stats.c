@@ -399,6 +399,11 @@ HAK_PUBLIC int hak_stats_get(struct hak_stats *out, size_t size)
 	st.purged_bytes = sum.purged_bytes;
 	st.large_allocs = sum.large.allocs;
 	st.large_frees = sum.large.frees;
+	st.large_reused = sum.large_reused;
+	st.large_direct = sum.large_direct;
+	st.large_inplace = sum.large_inplace;
+	st.span_mapped_bytes = sum.span_mapped_bytes;
+	st.span_kept_bytes = sum.span_kept_bytes;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		st.classes[c].block_size = sum.cls[c].block_size;
 		st.classes[c].allocs = sum.cls[c].allocs;
@@ -490,13 +495,17 @@ static __attribute__((unused)) int malloc_info_impl(int options, FILE *fp)
 		fprintf(fp,
 			"<total type=\"small\" count=\"%llu\" size=\"%llu\"/>\n"
 			"<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n"
+			"<total type=\"span-kept\" size=\"%llu\"/>\n"
 			"<system type=\"current\" size=\"%llu\"/>\n"
-			"<aspace type=\"total\" size=\"%llu\"/>\n",
+			"<aspace type=\"total\" size=\"%llu\"/>\n"
+			"<aspace type=\"span\" size=\"%llu\"/>\n",
 			(unsigned long long)small_count, (unsigned long long)small_bytes,
 			(unsigned long long)sum.large.in_use,
 			(unsigned long long)sum.large.bytes_in_use,
+			(unsigned long long)sum.span_kept_bytes,
 			(unsigned long long)sum.resident_bound,
-			(unsigned long long)sum.mapped_bytes);
+			(unsigned long long)sum.mapped_bytes,
+			(unsigned long long)sum.span_mapped_bytes);
 	}
 	fprintf(fp, "</malloc>\n");
 	errno = saved;

@@ -24,9 +24,11 @@
 /* a process removes its user's segments of dead processes this old */
 #define HAK_SEG_STALE_S 60
 #define HAK_SEG_MAGIC 0x314745534b4d4148ULL /* "HAKMSEG1" little-endian */
-#define HAK_SEG_LAYOUT 1
+#define HAK_SEG_LAYOUT 2 /* 2: the span tier's counters */
 #define HAK_SEG_CLASSES 48 /* room for classes; header says how many are used */
 #define HAK_SEG_SLOTS 1024 /* thread slots (see global.overflow) */
+#define HAK_SEG_SPAN_SHARDS 8 /* span tier shards (lib/span.c) */
+#define HAK_SEG_SPAN_STEP ((uint64_t)1 << 20)
 
 /* Per-thread counters.  Slot lifecycle: state goes 0 (never used) ->
  * 1 (bound to a live thread) -> 2 (thread exited; counters kept). */
@@ -46,6 +48,9 @@ struct hak_seg_slot {
 	uint64_t large_frees;
 	uint64_t large_alloc_bytes;
 	uint64_t large_free_bytes;
+	uint64_t large_reused;   /* large allocations served from freed memory kept */
+	uint64_t large_direct;   /* ... by a new mapping of their own */
+	uint64_t large_inplace;  /* reallocs that grew a large block in place */
 };
 
 /* Process-wide counters, updated with relaxed atomic adds (slow paths). */
@@ -54,6 +59,13 @@ struct hak_seg_global {
 	uint64_t purged_bytes;   /* total returned to the OS */
 	uint64_t unpurged_free_bytes; /* free pages/spans not yet purged */
 	uint64_t purged_now_bytes;    /* mapped but currently purged */
+	uint64_t span_mapped_bytes;   /* span tier regions (in mapped_bytes) */
+	/* Free span bytes kept resident for reuse, per shard: written with
+	 * relaxed stores by the holder of the shard's lock (one writer at a
+	 * time); unpurged_free_bytes and purged_now_bytes get the tier's
+	 * figures in steps of at least HAK_SEG_SPAN_STEP (exact at zero), so
+	 * that its locks do not share one counter's cache line. */
+	uint64_t span_kept_bytes[HAK_SEG_SPAN_SHARDS];
 	uint64_t threads;        /* live heaps */
 	uint64_t heaps_created;
 	/* Threads beyond HAK_SEG_SLOTS count in private memory (seen only by

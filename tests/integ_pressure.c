@@ -255,6 +255,7 @@ struct blk {
 #define MAX_LIVE ((size_t)1 << 18)
 static struct blk live[MAX_LIVE];
 static size_t nlive;
+static size_t own_idx = SIZE_MAX; /* the block of its own mapping in live[] */
 static uint64_t next_key = 1;
 #define STRDUP_MAX ((size_t)256 << 10)
 #define GROW_MAX ((size_t)256 << 10)
@@ -343,6 +344,7 @@ static void free_all(void)
 		free(live[i].p);
 	}
 	nlive = 0;
+	own_idx = SIZE_MAX;
 }
 
 static void stats(struct hak_stats *st)
@@ -710,10 +712,64 @@ static void pressure_off(const struct run_cfg *c)
 	disarm();
 }
 
-/* Every entry point for every size range, and 32 KiB blocks enough for
- * more than an arena (two to a page), twice, with threads and a fork
- * between the rounds: the same calls in the same order in every child, so
- * that the k-th mapping call is the same one. */
+/* A block above HAKMEM_SPAN_MAX_MB (32 MiB by default) is a mapping of its
+ * own, and realloc grows it with mremap.  One is allocated before the
+ * pressure (so that RLIMIT_AS leaves it something to grow), and each round
+ * of the plan grows it by 2 MiB (or allocates it, if that failed). */
+#define OWN_MAP (33 * MiB)
+#define OWN_MAP_STEP (2 * MiB)
+
+static void own_mapping_new(void)
+{
+	TU_CHECK(nlive < MAX_LIVE, "too many live blocks");
+	errno = SENTINEL;
+	char *p = malloc(OWN_MAP);
+	if (!p) {
+		TU_CHECK(errno == ENOMEM, "malloc of %zu bytes: NULL with errno %d", OWN_MAP, errno);
+		rep->failed++;
+		rep->large_failed++;
+		return;
+	}
+	rep->ok++;
+	own_idx = nlive++;
+	live[own_idx] = (struct blk){ .p = p, .n = OWN_MAP, .align = 16 };
+	blk_fill(&live[own_idx]);
+}
+
+static void grow_own_mapping(void)
+{
+	if (own_idx == SIZE_MAX) {
+		own_mapping_new();
+		return;
+	}
+	struct blk *b = &live[own_idx];
+	size_t want = b->n + OWN_MAP_STEP;
+	errno = SENTINEL;
+	char *q = realloc(b->p, want);
+	if (!q) {
+		TU_CHECK(errno == ENOMEM, "realloc to %zu bytes: NULL with errno %d", want, errno);
+		blk_check(b, "block whose realloc failed");
+		rep->failed++;
+		rep->large_failed++;
+		rep->grow_large_failed++;
+		return;
+	}
+	rep->ok++;
+	TU_CHECK(errno == SENTINEL, "realloc to %zu bytes succeeded but changed errno to %d",
+		 want, errno);
+	struct blk moved = *b;
+	moved.p = q;
+	blk_check(&moved, "contents moved by realloc");
+	b->p = q;
+	b->n = want;
+	blk_fill(b);
+}
+
+/* Every entry point for every size range, 32 KiB blocks enough for more
+ * than an arena (two to a page), and a block of its own mapping grown,
+ * twice, with threads and a fork between the rounds: the same calls in the
+ * same order in every child, so that the k-th mapping call is the same
+ * one. */
 #define PLAN_PAGE_FILL 80
 static void run_plan(struct tu_rng *r, uint64_t seed)
 {
@@ -723,6 +779,7 @@ static void run_plan(struct tu_rng *r, uint64_t seed)
 				try_alloc(a, g, r);
 		for (unsigned i = 0; i < PLAN_PAGE_FILL; i++)
 			try_alloc(A_MALLOC, RANGE_32K, r);
+		grow_own_mapping();
 		thread_step(seed + round);
 	}
 	fork_step(seed);
@@ -774,6 +831,7 @@ static void pressure_child(void *arg)
 	stats(&s0);
 	size_t vm0 = vm_size();
 	tu_rng_seed(&r, seed);
+	own_mapping_new();
 	rule.counting = 1;
 	pressure_on(c);
 	run_plan(&r, seed);
@@ -869,7 +927,9 @@ static void pressure_child(void *arg)
 	TU_CHECK(p2.pages_from_os == p1.pages_from_os,
 		 "the same blocks again took %" PRIu64 " new pages from the OS",
 		 p2.pages_from_os - p1.pages_from_os);
-	TU_CHECK(p2.mapped_bytes == p1.mapped_bytes,
+	/* (fewer is no new mapping: a span tier region that a purge in
+	 * flight left behind the trim may be unmapped meanwhile) */
+	TU_CHECK(p2.mapped_bytes <= p1.mapped_bytes,
 		 "mapped bytes %" PRIu64 " after the replay, %" PRIu64 " before",
 		 p2.mapped_bytes, p1.mapped_bytes);
 
@@ -1079,6 +1139,42 @@ static void leaf_arena_child(void *unused)
 	TU_CHECK(s.bytes_in_use == s0.bytes_in_use);
 }
 
+/* A region of the span tier (128 MiB, 64 KiB-aligned: mapped with 64 KiB
+ * of slack) in a region without a leaf, and the leaf refused: the
+ * allocation fails cleanly, and none of the region stays hakmem's. */
+#define REGION_MAP (128 * MiB + 64 * KiB)
+static void leaf_region_child(void *unused)
+{
+	struct hak_stats s0, s;
+	(void)unused;
+	prefault_stack();
+	warm_up(); /* its trim unmapped the idle region */
+	stats(&s0);
+	uintptr_t region = empty_region();
+	rule.hint = region;
+	rule.hint_len = REGION_MAP;
+	arm(1u << MK_LEAF, 0, 1);
+	errno = SENTINEL;
+	char *p = malloc(40000);
+	TU_CHECK(p == NULL && errno == ENOMEM, "malloc = %p, errno %d", (void *)p, errno);
+	TU_CHECK(rep->hinted_at == region, "the region was not placed in the empty region "
+		 "(at %#" PRIxPTR ")", rep->hinted_at);
+	TU_CHECK(rep->refused[MK_LEAF] == 1, "%lu leaf mappings refused",
+		 rep->refused[MK_LEAF]);
+	disarm();
+	expect_foreign((void *)(region + MiB + 64), "a pointer into the refused region");
+	for (unsigned i = 0; i < 64; i++) {
+		p = malloc(40000 + i * 4096);
+		TU_CHECK(p != NULL, "malloc fails after the leaf came back");
+		live[nlive] = (struct blk){ .p = p, .n = 40000 + i * 4096 };
+		blk_fill(&live[nlive++]);
+	}
+	verify_live();
+	free_all();
+	stats(&s);
+	TU_CHECK(s.bytes_in_use == s0.bytes_in_use);
+}
+
 /* A large span placed across a 4 GiB boundary whose lower leaf exists:
  * the granule below is marked, then the leaf above is refused.  The span
  * is unmapped, and none of its address range may stay marked as hakmem's:
@@ -1092,8 +1188,10 @@ static void leaf_span_child(void *unused)
 	warm_up();
 	stats(&s0);
 	uintptr_t region = empty_region();
-	/* 200000 bytes: a 256 KiB span, mapped with 64 KiB of slack */
-	const size_t size = 200000, map_len = 320 * KiB;
+	/* 33 MiB, above HAKMEM_SPAN_MAX_MB (32): a mapping of its own, of
+	 * 33 MiB + 64 KiB (the header rounded up), mapped with 64 KiB of
+	 * slack */
+	const size_t size = 33 * MiB, map_len = 33 * MiB + 128 * KiB;
 
 	/* first without a refusal: a span across region + 4 GiB works, and
 	 * leaves the leaves of both sides mapped */
@@ -1169,6 +1267,7 @@ int main(void)
 
 	run_leaf(leaf_arena_child, "new arena in a region without a map leaf, leaf refused");
 	run_leaf(leaf_span_child, "span across a 4 GiB boundary, upper map leaf refused");
+	run_leaf(leaf_region_child, "span tier region in a region without a map leaf, leaf refused");
 	sweep_injected();
 	sweep_rlimit();
 	printf("integ_pressure: ok\n");
