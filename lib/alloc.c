@@ -365,8 +365,11 @@ static __attribute__((unused)) struct mallinfo2 mallinfo2_impl(void)
 	memset(&mi, 0, sizeof mi);
 	if (hak_stats_get(&st, sizeof st) != 0)
 		return mi;
-	size_t small_mapped = st.mapped_bytes > st.large_bytes_in_use
-				      ? st.mapped_bytes - st.large_bytes_in_use : 0;
+	/* the page arenas: mapped bytes less the span tier's regions (address
+	 * space reserved per shard) and the large blocks (their own mappings, or
+	 * spans: then counted twice, which only makes the figure smaller) */
+	uint64_t other = st.span_mapped_bytes + st.large_bytes_in_use;
+	size_t small_mapped = st.mapped_bytes > other ? st.mapped_bytes - other : 0;
 	mi.arena = small_mapped;              /* non-mmapped space: page arenas */
 	mi.hblks = (size_t)(st.large_allocs - st.large_frees);
 	mi.hblkhd = st.large_bytes_in_use;    /* space in large mappings */

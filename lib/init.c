@@ -126,6 +126,14 @@ static bool purge_pending(void)
 				    memory_order_relaxed) != 0;
 }
 
+/* What entered the pool before this is old enough to purge: now - delay,
+ * or 0 (nothing is) while the clock, which starts at boot, is younger than
+ * the delay (the subtraction would wrap and purge everything at once). */
+static uint64_t purge_horizon(uint64_t now, uint64_t delay)
+{
+	return now > delay ? now - delay : 0;
+}
+
 static void *background_main(void *arg)
 {
 	(void)arg;
@@ -146,8 +154,8 @@ static void *background_main(void *arg)
 			hak__sweep_pending();
 			last_sweep = now;
 		}
-		hak__pages_purge(now - delay, false);
-		hak__large_purge(now - delay, false);
+		hak__pages_purge(purge_horizon(now, delay), false);
+		hak__large_purge(purge_horizon(now, delay), false);
 		hak__gate_exit(g);
 		struct timespec ts = {.tv_sec = (time_t)(tick / 1000000000u),
 				      .tv_nsec = (long)(tick % 1000000000u)};
@@ -242,8 +250,8 @@ void hak__purge_inline(void)
 	if (now - l < delay / 2 + 1 ||
 	    !atomic_compare_exchange_strong(&last, &l, now))
 		return;
-	hak__pages_purge(now - delay, false);
-	hak__large_purge(now - delay, false);
+	hak__pages_purge(purge_horizon(now, delay), false);
+	hak__large_purge(purge_horizon(now, delay), false);
 }
 
 __attribute__((constructor)) static void hak_ctor(void)
