@@ -268,21 +268,31 @@ static void *child_thread(void *varg)
 /* _exit: no exit handler runs.  A child that ends this way before it is
  * 0.1 s old leaves no segment (it was never named); an older one may have
  * named it, and says so with its exit status, so that the parent removes
- * it instead of reporting it (the next start's sweep would, a minute on). */
+ * it instead of reporting it (the next start's sweep would, a minute on).
+ * Its age counts from just before the fork (forked_at, set by the forking
+ * process): the library's clock starts later, in the child's fork handler,
+ * so a child that calls itself young is. */
 #define EXIT_NAMED 10
-static __attribute__((noreturn)) void brief_exit(const struct timespec *born)
+static struct timespec forked_at;
+
+static void fork_clock(void)
+{
+	clock_gettime(CLOCK_MONOTONIC, &forked_at);
+}
+
+/* since: the forked_at this process was born with (saved at its start: it
+ * sets forked_at again when it forks) */
+static __attribute__((noreturn)) void brief_exit(const struct timespec *since)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	long age_ms = (now.tv_sec - born->tv_sec) * 1000 + (now.tv_nsec - born->tv_nsec) / 1000000;
+	long age_ms = (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
 	_exit(age_ms < NAME_AFTER_MS - 30 ? 0 : EXIT_NAMED);
 }
 
 static void grandchild_body(unsigned number)
 {
 	struct tu_rng r;
-	struct timespec born;
-	clock_gettime(CLOCK_MONOTONIC, &born);
 	alarm(CHILD_TIMEOUT_S);
 	tu_set_context("grandchild of child %u (pid %ld), seed %" PRIu64, number,
 		       (long)getpid(), seed);
@@ -295,7 +305,7 @@ static void grandchild_body(unsigned number)
 	TU_CHECK(pthread_create(&t, NULL, child_thread, &ta) == 0);
 	TU_CHECK(pthread_join(t, NULL) == 0);
 	if (number % 2)
-		brief_exit(&born);
+		brief_exit(&forked_at);
 	exit(0);
 }
 
@@ -424,7 +434,7 @@ static void check_segment_named(const struct timespec *born)
 
 static __attribute__((noreturn)) void child_body(unsigned number)
 {
-	struct timespec born;
+	struct timespec born, since = forked_at;
 	clock_gettime(CLOCK_MONOTONIC, &born);
 	alarm(CHILD_TIMEOUT_S);
 	tu_set_context("child %u (pid %ld), seed %" PRIu64, number, (long)getpid(), seed);
@@ -454,6 +464,7 @@ static __attribute__((noreturn)) void child_body(unsigned number)
 	pthread_t t;
 	TU_CHECK(pthread_create(&t, NULL, child_thread, &ta) == 0);
 	fflush(NULL);
+	fork_clock();
 	pid_t g = fork();
 	TU_CHECK(g >= 0, "fork in child: %s", strerror(errno));
 	if (g == 0)
@@ -482,13 +493,14 @@ static __attribute__((noreturn)) void child_body(unsigned number)
 	if (number % 64 == 5 && tu_stats_segment_exists(getppid()))
 		check_segment_named(&born);
 	if (number % 4 == 2)
-		brief_exit(&born);
+		brief_exit(&since);
 	exit(0); /* atexit handlers run, the segment goes */
 }
 
 static void fork_and_check(unsigned c)
 {
 	fflush(NULL);
+	fork_clock();
 	pid_t pid = fork();
 	TU_CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0)
