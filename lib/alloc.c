@@ -96,14 +96,12 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p)
 	unsigned kind = hak__map_kind(p);
 	if (kind == HAK_MAP_NONE)
 		hak__fatal_ptr(hak__call_free, "pointer not allocated by hakmem", p);
-	if (kind == HAK_MAP_SMALL) {
-		struct hak_page *pg = hak__page_of(p);
-		if (atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h)
-			return free_checked(h, pg, p);
-	}
+	struct hak_page *pg = kind == HAK_MAP_SMALL ? hak__page_of(p) : NULL;
+	if (pg && atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h)
+		return free_checked(h, pg, p);
 	_Atomic uint32_t *g = hak__gate_enter(h);
-	if (kind == HAK_MAP_SMALL)
-		hak__heap_free_slow(h, hak__page_of(p), p);
+	if (pg)
+		hak__heap_free_slow(h, pg, p);
 	else
 		hak__large_free(p);
 	hak__gate_exit(g);
@@ -438,7 +436,7 @@ static inline void *new_impl(size_t size)
 static void *new_nothrow(size_t size, const void *nt)
 {
 	(void)nt;
-	void *p = hak__malloc(size);
+	void *p = malloc_inline(size);
 	return likely(p != NULL) ? p : new_failed(size, 0, true);
 }
 
@@ -472,30 +470,22 @@ HAK_ALIAS(_ZnwmSt11align_val_t, new_aligned);
 HAK_ALIAS(_ZnamSt11align_val_t, new_aligned);
 HAK_ALIAS(_ZnwmSt11align_val_tRKSt9nothrow_t, new_aligned_nothrow);
 HAK_ALIAS(_ZnamSt11align_val_tRKSt9nothrow_t, new_aligned_nothrow);
-/* every delete is a free: the size and alignment it may pass are known */
+/* Every delete is a free: the size, alignment and nothrow tag some forms
+ * pass are not needed, and under the x86-64 calling convention a function
+ * may be called with arguments it does not take (they stay in registers the
+ * caller owns), so each form is free itself, with no wrapper to jump through. */
 HAK_ALIAS(_ZdlPv, hak__free);
 HAK_ALIAS(_ZdaPv, hak__free);
-static void delete_extra(void *p, size_t extra)
-{
-	(void)extra;
-	hak__free(p);
-}
-static void delete_extra2(void *p, size_t extra, size_t extra2)
-{
-	(void)extra;
-	(void)extra2;
-	hak__free(p);
-}
-HAK_ALIAS(_ZdlPvm, delete_extra);                 /* sized */
-HAK_ALIAS(_ZdaPvm, delete_extra);
-HAK_ALIAS(_ZdlPvRKSt9nothrow_t, delete_extra);    /* nothrow */
-HAK_ALIAS(_ZdaPvRKSt9nothrow_t, delete_extra);
-HAK_ALIAS(_ZdlPvSt11align_val_t, delete_extra);   /* aligned */
-HAK_ALIAS(_ZdaPvSt11align_val_t, delete_extra);
-HAK_ALIAS(_ZdlPvmSt11align_val_t, delete_extra2); /* sized, aligned */
-HAK_ALIAS(_ZdaPvmSt11align_val_t, delete_extra2);
-HAK_ALIAS(_ZdlPvSt11align_val_tRKSt9nothrow_t, delete_extra2);
-HAK_ALIAS(_ZdaPvSt11align_val_tRKSt9nothrow_t, delete_extra2);
+HAK_ALIAS(_ZdlPvm, hak__free);                              /* sized */
+HAK_ALIAS(_ZdaPvm, hak__free);
+HAK_ALIAS(_ZdlPvRKSt9nothrow_t, hak__free);                 /* nothrow */
+HAK_ALIAS(_ZdaPvRKSt9nothrow_t, hak__free);
+HAK_ALIAS(_ZdlPvSt11align_val_t, hak__free);                /* aligned */
+HAK_ALIAS(_ZdaPvSt11align_val_t, hak__free);
+HAK_ALIAS(_ZdlPvmSt11align_val_t, hak__free);               /* sized, aligned */
+HAK_ALIAS(_ZdaPvmSt11align_val_t, hak__free);
+HAK_ALIAS(_ZdlPvSt11align_val_tRKSt9nothrow_t, hak__free);  /* aligned, nothrow */
+HAK_ALIAS(_ZdaPvSt11align_val_tRKSt9nothrow_t, hak__free);
 #endif
 
 /* Exported names ------------------------------------------------------------ */

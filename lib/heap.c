@@ -792,8 +792,7 @@ void hak__heap_trim(struct hak_heap *h)
 		for (unsigned l = 0; l < 2; l++)
 			for (pg = l ? h->full[c] : h->partial[c]; pg; pg = next) {
 				next = pg->next;
-				hak__page_drain(pg);
-				page_refile(h, pg);
+				own_page_refresh(h, pg);
 			}
 	}
 }

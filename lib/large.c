@@ -316,10 +316,6 @@ void *hak__large_resize(void *p, size_t size)
  * older_than_ns (all when all is set). */
 size_t hak__large_purge(uint64_t older_than_ns, bool all)
 {
-	/* the callers pass now - delay: with a delay longer than the time
-	 * since boot that wraps around, and nothing is old enough */
-	if (older_than_ns > hak__now_ns())
-		older_than_ns = 0;
 	size_t bytes = hak__span_purge(older_than_ns, all);
 	struct cached_map victims[HAK_SPAN_CACHE];
 	unsigned n = 0;

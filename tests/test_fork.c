@@ -275,9 +275,15 @@ static void *child_thread(void *varg)
 #define EXIT_NAMED 10
 static struct timespec forked_at;
 
-static void fork_clock(void)
+/* fork, with forked_at set just before it, and stdio flushed so that the
+ * child does not print the parent's buffered output again */
+static pid_t timed_fork(void)
 {
+	fflush(NULL);
 	clock_gettime(CLOCK_MONOTONIC, &forked_at);
+	pid_t pid = fork();
+	TU_CHECK(pid >= 0, "fork: %s", strerror(errno));
+	return pid;
 }
 
 /* since: the forked_at this process was born with (saved at its start: it
@@ -463,10 +469,7 @@ static __attribute__((noreturn)) void child_body(unsigned number)
 	atomic_init(&ta.go_on, true);
 	pthread_t t;
 	TU_CHECK(pthread_create(&t, NULL, child_thread, &ta) == 0);
-	fflush(NULL);
-	fork_clock();
-	pid_t g = fork();
-	TU_CHECK(g >= 0, "fork in child: %s", strerror(errno));
+	pid_t g = timed_fork();
 	if (g == 0)
 		grandchild_body(number);
 	atomic_store(&ta.go_on, false);
@@ -499,10 +502,7 @@ static __attribute__((noreturn)) void child_body(unsigned number)
 
 static void fork_and_check(unsigned c)
 {
-	fflush(NULL);
-	fork_clock();
-	pid_t pid = fork();
-	TU_CHECK(pid >= 0, "fork: %s", strerror(errno));
+	pid_t pid = timed_fork();
 	if (pid == 0)
 		child_body(c);
 	expect_clean_exit(wait_for(pid), "child", c, pid);
@@ -517,7 +517,7 @@ static void *fork_thread(void *arg)
 }
 
 /* The ways to start a program that do not run fork handlers. */
-static void spawn_family(unsigned c)
+static void spawn_family(void)
 {
 	pid_t pid;
 	char *argv[] = {"/bin/sh", "-c", "exit 7", NULL};
@@ -532,7 +532,6 @@ static void spawn_family(unsigned c)
 	TU_CHECK(fgets(line, sizeof line, f) != NULL && !strcmp(line, "hakmem\n"),
 		 "popen read '%s'", line);
 	TU_CHECK(pclose(f) == 0);
-	(void)c;
 }
 
 int main(int argc, char **argv)
@@ -564,7 +563,7 @@ int main(int argc, char **argv)
 	unsigned spawned = 0;
 	for (unsigned c = 0; c < n_children; c++) {
 		if (c % 40 == 17) {
-			spawn_family(c);
+			spawn_family();
 			spawned++;
 		}
 		if (c % 8 == 3) { /* fork from a thread other than main */

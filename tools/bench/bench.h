@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <popt.h>
 
@@ -198,12 +199,26 @@ int workload_by_name(const char *name, enum bench_workload *w); /* 0, or -1 */
 int workload_run(const struct wl_cfg *cfg, struct wl_result *res);
 const char *fs_mode_name(enum fs_mode m);
 const char *fill_name(enum buf_fill f);
-uint64_t wl_now_ns(void); /* CLOCK_MONOTONIC */
+/* CLOCK_MONOTONIC in ns; inline, since --latency times single calls with it */
+static inline uint64_t wl_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 void wl_sleep(double seconds);
+/* Tagged blocks (larson --check, churn): a pattern derived from the address
+ * in the first WL_TAG_BYTES bytes and in the last byte; wl_tag_check names
+ * the workload and aborts if a live block was overwritten. */
+#define WL_TAG_BYTES 16
+void wl_tag_write(void *p, size_t size);
+void wl_tag_check(const void *p, size_t size, const char *workload);
 void *wl_map(size_t bytes);  /* zeroed memory outside the allocator, or NULL */
 void wl_unmap(void *p, size_t bytes);
-/* The end of a run: elapsed time, rate, peak RSS and counters into res. */
+/* The end of a run: elapsed time (since t0, or as measured), rate, peak
+ * RSS and counters into res (res->ops already summed). */
 void wl_finish(struct wl_result *res, uint64_t t0);
+void wl_finish_elapsed(struct wl_result *res, double elapsed);
 
 /* latency.c: per-thread sample buffers, outside the allocator under test. */
 struct lat_buf;

@@ -27,12 +27,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 /* Bytes written into each new block (at most the block size) and checked
  * again before it is freed. */
-#define TAG_BYTES 16
 #define LAT_CAPACITY ((size_t)1 << 16) /* samples per chain per call */
 
 struct chain {
@@ -67,12 +65,6 @@ struct churn {
 	unsigned chains_done;
 };
 
-static void *xmmap(size_t bytes)
-{
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
 /* splitmix64: seeds the per-chain generators. */
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -99,45 +91,6 @@ static inline uint64_t rng_below(uint64_t *s, uint64_t n)
 	return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
 }
 
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static inline unsigned char tag_byte(const void *p, size_t i)
-{
-	uintptr_t a = (uintptr_t)p;
-	return (unsigned char)((a >> 4) ^ (a >> 12) ^ i);
-}
-
-/* The first TAG_BYTES bytes and the last byte of a block hold a pattern
- * derived from its address. */
-static inline void tag_write(void *p, size_t size)
-{
-	unsigned char *c = p;
-	size_t n = size < TAG_BYTES ? size : TAG_BYTES;
-	for (size_t i = 0; i < n; i++)
-		c[i] = tag_byte(p, i);
-	if (size > TAG_BYTES)
-		c[size - 1] = tag_byte(p, size);
-}
-
-static inline void tag_check(void *p, size_t size)
-{
-	const unsigned char *c = p;
-	size_t n = size < TAG_BYTES ? size : TAG_BYTES;
-	bool ok = size <= TAG_BYTES || c[size - 1] == tag_byte(p, size);
-	for (size_t i = 0; ok && i < n; i++)
-		ok = c[i] == tag_byte(p, i);
-	if (!ok) {
-		fprintf(stderr, "%s: churn: block %p of %zu bytes was overwritten while live\n",
-			BENCH_PROG, p, size);
-		abort();
-	}
-}
-
 static inline uint64_t pick_size(struct chain *c)
 {
 	const struct wl_cfg *cfg = c->run->cfg;
@@ -152,7 +105,7 @@ static int warm_up(struct chain *c)
 		void *p = malloc(sz);
 		if (!p)
 			return ENOMEM;
-		tag_write(p, sz);
+		wl_tag_write(p, sz);
 		c->blocks[i] = p;
 		c->sizes[i] = (uint32_t)sz;
 	}
@@ -165,14 +118,14 @@ static inline int one_op(struct chain *c, bool latency)
 	unsigned idx = (unsigned)rng_below(&c->rng, c->run->cfg->chunks);
 	uint64_t sz = pick_size(c);
 	void *old = c->blocks[idx];
-	tag_check(old, c->sizes[idx]);
+	wl_tag_check(old, c->sizes[idx], "churn");
 	void *p;
 	if (latency && --c->lat_countdown == 0) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = wl_now_ns();
 		free(old);
-		uint64_t t1 = now_ns();
+		uint64_t t1 = wl_now_ns();
 		p = malloc(sz);
-		uint64_t t2 = now_ns();
+		uint64_t t2 = wl_now_ns();
 		lat_record(c->lat_free, t1 - t0);
 		if (lat_record(c->lat_malloc, t2 - t1)) {
 			/* Both buffers are full at once: thin them, sample half as often. */
@@ -189,7 +142,7 @@ static inline int one_op(struct chain *c, bool latency)
 		c->blocks[idx] = NULL;
 		return ENOMEM;
 	}
-	tag_write(p, sz);
+	wl_tag_write(p, sz);
 	c->blocks[idx] = p;
 	c->sizes[idx] = (uint32_t)sz;
 	return 0;
@@ -269,20 +222,10 @@ static void wait_chains(struct churn *run, unsigned started)
 		pthread_join(run->chains[i].last, NULL);
 }
 
-static void sleep_until_stop(double seconds)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)seconds,
-		.tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9),
-	};
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 static int chains_setup(struct churn *run)
 {
 	const struct wl_cfg *cfg = run->cfg;
-	run->chains = xmmap(cfg->threads * sizeof *run->chains);
+	run->chains = wl_map(cfg->threads * sizeof *run->chains);
 	if (!run->chains)
 		return -1;
 	uint64_t seeder = cfg->seed;
@@ -290,8 +233,8 @@ static int chains_setup(struct churn *run)
 		struct chain *c = &run->chains[i];
 		c->run = run;
 		c->index = i;
-		c->blocks = xmmap(cfg->chunks * sizeof *c->blocks);
-		c->sizes = xmmap(cfg->chunks * sizeof *c->sizes);
+		c->blocks = wl_map(cfg->chunks * sizeof *c->blocks);
+		c->sizes = wl_map(cfg->chunks * sizeof *c->sizes);
 		if (!c->blocks || !c->sizes)
 			return -1;
 		c->rng = splitmix64(&seeder) | 1; /* xorshift needs a non-zero state */
@@ -317,14 +260,14 @@ static void chains_teardown(struct churn *run)
 		if (c->blocks) {
 			for (unsigned k = 0; k < cfg->chunks; k++)
 				free(c->blocks[k]);
-			munmap(c->blocks, cfg->chunks * sizeof *c->blocks);
+			wl_unmap(c->blocks, cfg->chunks * sizeof *c->blocks);
 		}
 		if (c->sizes)
-			munmap(c->sizes, cfg->chunks * sizeof *c->sizes);
+			wl_unmap(c->sizes, cfg->chunks * sizeof *c->sizes);
 		lat_buf_free(c->lat_malloc);
 		lat_buf_free(c->lat_free);
 	}
-	munmap(run->chains, cfg->threads * sizeof *run->chains);
+	wl_unmap(run->chains, cfg->threads * sizeof *run->chains);
 }
 
 static void collect(struct churn *run, struct wl_result *res, double elapsed)
@@ -335,11 +278,8 @@ static void collect(struct churn *run, struct wl_result *res, double elapsed)
 		res->ops += run->chains[i].ops;
 		res->threads_created += run->chains[i].generations;
 	}
-	res->elapsed = elapsed;
-	res->ops_per_sec = elapsed > 0 ? (double)res->ops / elapsed : 0;
-	/* Counters and RSS before the bench frees its leftovers. */
-	probe_counters(&res->ctr);
-	res->peak_rss_kb = probe_peak_rss_kb();
+	/* counters and RSS before the bench frees its leftovers */
+	wl_finish_elapsed(res, elapsed);
 	if (cfg->latency) {
 		struct lat_buf *bufs[2 * LARSON_MAX_THREADS];
 		for (unsigned i = 0; i < cfg->threads; i++)
@@ -385,11 +325,11 @@ int churn_run(const struct wl_cfg *cfg, struct wl_result *res)
 		wait_chains(&run, started);
 		goto out;
 	}
-	uint64_t t0 = now_ns();
-	sleep_until_stop(cfg->seconds);
+	uint64_t t0 = wl_now_ns();
+	wl_sleep(cfg->seconds);
 	atomic_store(&run.stop, true);
 	wait_chains(&run, started);
-	double elapsed = (double)(now_ns() - t0) / 1e9;
+	double elapsed = (double)(wl_now_ns() - t0) / 1e9;
 
 	rc = 0;
 	for (unsigned i = 0; i < cfg->threads; i++) {

@@ -42,11 +42,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #define WARMUP_PASSES 4 /* the published warm-up reallocates 4x the blocks */
-#define TAG_BYTES 16    /* with --check: bytes written into each new block */
 #define LAT_CAPACITY ((size_t)1 << 16) /* samples per slice per call */
 
 /* One thread's slice (the published de_area[i]), worked by one generation
@@ -92,55 +90,10 @@ struct larson {
 	unsigned slices_done;
 };
 
-static void *xmmap(size_t bytes)
-{
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline size_t pick_size(const struct larson *run, struct lr_gen *g)
 {
 	const struct wl_cfg *cfg = run->cfg;
 	return run->range ? (size_t)cfg->min + (size_t)(lr_next(g) % run->range) : (size_t)cfg->min;
-}
-
-/* --check: a pattern derived from the address in the first TAG_BYTES bytes
- * and the last byte. */
-static inline unsigned char tag_byte(const void *p, size_t i)
-{
-	uintptr_t a = (uintptr_t)p;
-	return (unsigned char)((a >> 4) ^ (a >> 12) ^ i);
-}
-
-static void tag_write(void *p, size_t size)
-{
-	unsigned char *c = p;
-	size_t n = size < TAG_BYTES ? size : TAG_BYTES;
-	for (size_t i = 0; i < n; i++)
-		c[i] = tag_byte(p, i);
-	if (size > TAG_BYTES)
-		c[size - 1] = tag_byte(p, size);
-}
-
-static void tag_check(void *p, size_t size)
-{
-	const unsigned char *c = p;
-	size_t n = size < TAG_BYTES ? size : TAG_BYTES;
-	bool ok = size <= TAG_BYTES || c[size - 1] == tag_byte(p, size);
-	for (size_t i = 0; ok && i < n; i++)
-		ok = c[i] == tag_byte(p, i);
-	if (!ok) {
-		fprintf(stderr, "%s: larson: block %p of %zu bytes was overwritten while live\n",
-			BENCH_PROG, p, size);
-		abort();
-	}
 }
 
 /* The published op writes the new block's first byte, reads it back and
@@ -167,11 +120,11 @@ static inline __attribute__((always_inline)) void release(const struct calls *c,
 static void sample_latency(struct slice *s, void *old, size_t old_size, size_t size, void **p)
 {
 	const struct calls *c = &s->run->calls;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = wl_now_ns();
 	release(c, c->sized_release != NULL, old, old_size);
-	uint64_t t1 = now_ns();
+	uint64_t t1 = wl_now_ns();
 	*p = c->alloc(size);
-	uint64_t t2 = now_ns();
+	uint64_t t2 = wl_now_ns();
 	s->frees++;
 	lat_record(s->lat_free, t1 - t0);
 	if (lat_record(s->lat_malloc, t2 - t1)) {
@@ -196,7 +149,7 @@ work(struct slice *s, uint64_t n, bool check, bool latency, bool sized, int *err
 		unsigned victim = (unsigned)(lr_next(&s->rng) % run->cfg->chunks);
 		void *old = s->blocks[victim];
 		if (check)
-			tag_check(old, s->sizes[victim]);
+			wl_tag_check(old, s->sizes[victim], "larson");
 		size_t size = pick_size(run, &s->rng);
 		void *p;
 		if (latency && --s->lat_countdown == 0) {
@@ -214,7 +167,7 @@ work(struct slice *s, uint64_t n, bool check, bool latency, bool sized, int *err
 		}
 		s->allocs++;
 		if (check)
-			tag_write(p, size);
+			wl_tag_write(p, size);
 		else
 			touch(p, size);
 		if (atomic_load_explicit(&run->stop, memory_order_relaxed))
@@ -319,7 +272,7 @@ static int warm_up(struct larson *run, struct lr_gen *g)
 	}
 	if (run->cfg->check)
 		for (size_t i = 0; i < n; i++)
-			tag_write(run->blocks[i], run->sizes[i]);
+			wl_tag_write(run->blocks[i], run->sizes[i]);
 	return 0;
 }
 
@@ -372,9 +325,9 @@ static int setup(struct larson *run)
 	const struct wl_cfg *cfg = run->cfg;
 	size_t n = (size_t)cfg->threads * cfg->chunks;
 	run->range = (long)(cfg->max - cfg->min);
-	run->blocks = xmmap(n * sizeof *run->blocks);
-	run->sizes = xmmap(n * sizeof *run->sizes);
-	run->slices = xmmap(cfg->threads * sizeof *run->slices);
+	run->blocks = wl_map(n * sizeof *run->blocks);
+	run->sizes = wl_map(n * sizeof *run->sizes);
+	run->slices = wl_map(cfg->threads * sizeof *run->slices);
 	if (!run->blocks || !run->sizes || !run->slices)
 		return -1;
 	for (unsigned i = 0; i < cfg->threads; i++) {
@@ -403,16 +356,16 @@ static void teardown(struct larson *run)
 			if (run->blocks[i])
 				release(&run->calls, run->calls.sized_release != NULL, run->blocks[i],
 					run->sizes[i]);
-		munmap(run->blocks, n * sizeof *run->blocks);
+		wl_unmap(run->blocks, n * sizeof *run->blocks);
 	}
 	if (run->sizes)
-		munmap(run->sizes, n * sizeof *run->sizes);
+		wl_unmap(run->sizes, n * sizeof *run->sizes);
 	if (run->slices) {
 		for (unsigned i = 0; i < cfg->threads; i++) {
 			lat_buf_free(run->slices[i].lat_malloc);
 			lat_buf_free(run->slices[i].lat_free);
 		}
-		munmap(run->slices, cfg->threads * sizeof *run->slices);
+		wl_unmap(run->slices, cfg->threads * sizeof *run->slices);
 	}
 }
 
@@ -428,16 +381,6 @@ static void wait_slices(struct larson *run, unsigned started)
 		pthread_join(run->slices[i].last, NULL);
 }
 
-static void sleep_seconds(double seconds)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)seconds,
-		.tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9),
-	};
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 static void collect(struct larson *run, struct wl_result *res, double elapsed)
 {
 	const struct wl_cfg *cfg = run->cfg;
@@ -447,11 +390,8 @@ static void collect(struct larson *run, struct wl_result *res, double elapsed)
 		res->threads_created += run->slices[i].generations;
 	}
 	res->warmup_ops = run->warmup_ops;
-	res->elapsed = elapsed;
-	res->ops_per_sec = elapsed > 0 ? (double)res->ops / elapsed : 0;
-	/* Counters and RSS before the bench frees the blocks. */
-	probe_counters(&res->ctr);
-	res->peak_rss_kb = probe_peak_rss_kb();
+	/* counters and RSS before the bench frees the blocks */
+	wl_finish_elapsed(res, elapsed);
 	if (cfg->latency) {
 		struct lat_buf *bufs[LARSON_MAX_THREADS];
 		for (unsigned i = 0; i < cfg->threads; i++)
@@ -498,11 +438,11 @@ int larson_run(const struct wl_cfg *cfg, struct wl_result *res)
 			goto out;
 		}
 	}
-	uint64_t t0 = now_ns();
-	sleep_seconds(cfg->seconds);
+	uint64_t t0 = wl_now_ns();
+	wl_sleep(cfg->seconds);
 	atomic_store(&run.stop, true);
 	wait_slices(&run, started);
-	double elapsed = (double)(now_ns() - t0) / 1e9;
+	double elapsed = (double)(wl_now_ns() - t0) / 1e9;
 
 	rc = 0;
 	for (unsigned i = 0; i < cfg->threads; i++) {

@@ -1,11 +1,13 @@
 /*
  * workload.c - the table of hakmem-bench's workloads (names, defaults, the
  * function that runs each) and what their implementations share: a clock,
- * memory outside the allocator under test, and the end of a run.
+ * memory outside the allocator under test, tagged blocks, and the end of a
+ * run.
  */
 #include "bench.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -108,11 +110,34 @@ const char *fill_name(enum buf_fill f)
 	return f == FILL_ZERO ? "zero" : f == FILL_NONE ? "none" : "write";
 }
 
-uint64_t wl_now_ns(void)
+static inline unsigned char tag_byte(const void *p, size_t i)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	uintptr_t a = (uintptr_t)p;
+	return (unsigned char)((a >> 4) ^ (a >> 12) ^ i);
+}
+
+void wl_tag_write(void *p, size_t size)
+{
+	unsigned char *c = p;
+	size_t n = size < WL_TAG_BYTES ? size : WL_TAG_BYTES;
+	for (size_t i = 0; i < n; i++)
+		c[i] = tag_byte(p, i);
+	if (size > WL_TAG_BYTES)
+		c[size - 1] = tag_byte(p, size);
+}
+
+void wl_tag_check(const void *p, size_t size, const char *workload)
+{
+	const unsigned char *c = p;
+	size_t n = size < WL_TAG_BYTES ? size : WL_TAG_BYTES;
+	bool ok = size <= WL_TAG_BYTES || c[size - 1] == tag_byte(p, size);
+	for (size_t i = 0; ok && i < n; i++)
+		ok = c[i] == tag_byte(p, i);
+	if (!ok) {
+		fprintf(stderr, "%s: %s: block %p of %zu bytes was overwritten while live\n",
+			BENCH_PROG, workload, p, size);
+		abort();
+	}
 }
 
 void wl_sleep(double seconds)
@@ -138,10 +163,15 @@ void wl_unmap(void *p, size_t bytes)
 		munmap(p, bytes ? bytes : 1);
 }
 
-void wl_finish(struct wl_result *res, uint64_t t0)
+void wl_finish_elapsed(struct wl_result *res, double elapsed)
 {
-	res->elapsed = (double)(wl_now_ns() - t0) / 1e9;
-	res->ops_per_sec = res->elapsed > 0 ? (double)res->ops / res->elapsed : 0;
+	res->elapsed = elapsed;
+	res->ops_per_sec = elapsed > 0 ? (double)res->ops / elapsed : 0;
 	probe_counters(&res->ctr);
 	res->peak_rss_kb = probe_peak_rss_kb();
+}
+
+void wl_finish(struct wl_result *res, uint64_t t0)
+{
+	wl_finish_elapsed(res, (double)(wl_now_ns() - t0) / 1e9);
 }
