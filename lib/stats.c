@@ -31,6 +31,7 @@
 struct hak_seg_header *hak__seg;
 static struct hak_seg_header private_seg;
 static bool seg_shared; /* hak__seg is a named object of this process */
+static bool seg_exiting; /* hak__stats_exit has run */
 static char seg_name[32];
 
 /* A fork child's segment before it has a name: the open file (close-on-exec)
@@ -178,8 +179,13 @@ void hak__stats_name_late(void)
 		strcpy(path, HAK_SEG_DIR);
 		strcat(path, seg_name);
 		unlink(path); /* a stale one from a dead process with our pid */
-		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
-			seg_shared = true;
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0) {
+			__atomic_store_n(&seg_shared, true, __ATOMIC_SEQ_CST);
+			/* the exit handler ran meanwhile (another thread
+			 * calling exit) and may not have seen the name */
+			if (__atomic_load_n(&seg_exiting, __ATOMIC_SEQ_CST))
+				unlink(path);
+		}
 		close(fd);
 	}
 	errno = saved;
@@ -328,6 +334,12 @@ void hak__stats_fork_child(void)
 	struct hak_seg_header *s = seg_create_unnamed();
 	if (!s)
 		s = &private_seg;
+	else if (unnamed_fd >= 0) {
+		/* a segment under our pid now is a dead process's (pids are
+		 * reused): until ours is named, hakmem-stat would show it */
+		seg_name_for(getpid());
+		shm_unlink(seg_name);
+	}
 	seg_copy(s, fork_snap ? fork_snap : old);
 	fork_snap_drop();
 	header_fill(s, sizeof *s);
@@ -341,7 +353,20 @@ void hak__stats_fork_child(void)
 /* Normal exit: the segment goes away with the process. */
 void hak__stats_exit(void)
 {
-	if (seg_shared && hak__seg->pid == getpid()) {
+	/* a name still due is given up: a slow path after this (another
+	 * destructor's malloc) must not name a segment nobody removes */
+	__atomic_store_n(&seg_exiting, true, __ATOMIC_SEQ_CST);
+	int one = 1;
+	if (__atomic_compare_exchange_n(&hak__seg_unnamed, &one, 0, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_RELAXED)) {
+		int saved = errno;
+		int fd = unnamed_fd_checked();
+		unnamed_fd = -1;
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+	}
+	if (__atomic_load_n(&seg_shared, __ATOMIC_SEQ_CST) && hak__seg->pid == getpid()) {
 		int saved = errno;
 		shm_unlink(seg_name);
 		errno = saved;
