@@ -442,6 +442,16 @@ HAK_HIDDEN void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls);
 HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
 				    struct hak_block *b);
 HAK_HIDDEN void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep);
+HAK_HIDDEN void hak__heap_remote_first(struct hak_page *pg, unsigned cls, struct hak_seg_slot *st);
+/* Whether the thread that floated pg (owner value o) has exited since: its
+ * heap is dead, or was recycled by another thread (a newer generation). */
+static inline bool hak__owner_gone(struct hak_page *pg, uintptr_t o)
+{
+	struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
+	return !atomic_load_explicit(&from->alive, memory_order_acquire) ||
+	       atomic_load_explicit(&pg->float_gen, memory_order_relaxed) !=
+		       atomic_load_explicit(&from->gen, memory_order_relaxed);
+}
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_trim(struct hak_heap *h);
