@@ -773,10 +773,13 @@ void hak__heap_drain_tick(struct hak_heap *h)
 	hak__gate_exit(g);
 }
 
+static void sweep_heap(struct hak_heap *src, unsigned budget_per_class);
+
 /* malloc_trim: give back what the calling thread keeps for itself -- its
  * cached blocks, the remote frees queued on its pages, and the pages (the
- * active ones too) that are left without a live block -- so that the purge
- * that follows finds them in the pool. */
+ * active ones too) that are left without a live block -- and the floating
+ * pages left without one, so that the purge that follows finds them in the
+ * pool. */
 void hak__heap_trim(struct hak_heap *h)
 {
 	if (h == &hak__empty_heap)
@@ -799,18 +802,22 @@ void hak__heap_trim(struct hak_heap *h)
 				own_page_refresh(h, pg);
 			}
 	}
+	/* and the queued floating pages without a live block, exited
+	 * threads' among them (see abandon_page) */
+	for (struct hak_heap *src = hak__heaps_first(); src; src = hak__heap_next(src))
+		sweep_heap(src, ~0u);
 }
 
 /* Background sweeper: drain every queued floating page; pages left with no
  * live block go back to the pool (so that they can be purged). */
 
-/* Drain the floating pages queued on src's pending queues (up to the scan
- * budget per class); those left without a live block go to the pool. */
-static void sweep_heap(struct hak_heap *src)
+/* Drain the floating pages queued on src's pending queues (up to budget
+ * per class); those left without a live block go to the pool. */
+static void sweep_heap(struct hak_heap *src, unsigned budget_per_class)
 {
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		struct hak_page *list = NULL, *pg;
-		unsigned budget = hak__opt.scan_budget;
+		unsigned budget = budget_per_class;
 		while (budget-- && (pg = pending_pop(&src->pending[c]))) {
 			atomic_store_explicit(&pg->pending_next, list, memory_order_relaxed);
 			list = pg;
@@ -840,7 +847,7 @@ static void sweep_heap(struct hak_heap *src)
 void hak__sweep_pending(void)
 {
 	for (struct hak_heap *src = hak__heaps_first(); src; src = hak__heap_next(src))
-		sweep_heap(src);
+		sweep_heap(src, hak__opt.scan_budget);
 }
 
 /* Idle heaps ------------------------------------------------------------------ */
@@ -915,6 +922,13 @@ static size_t heap_refresh_idle(struct hak_heap *h)
 	return released;
 }
 
+static void sweep_idle(struct hak_heap *h, unsigned budget_per_class)
+{
+	_Atomic uint32_t *g = hak__gate_enter(&hak__empty_heap);
+	sweep_heap(h, budget_per_class);
+	hak__gate_exit(g);
+}
+
 /* The background thread, at most every HAK_IDLE_LOOK_NS: refresh the
  * queued pages of the heaps whose threads have not allocated since the
  * previous look.  Returns the pages that went back to the pool; *watch is
@@ -933,24 +947,26 @@ size_t hak__heaps_reclaim_idle(uint64_t now, bool *watch)
 		uint64_t n = heap_allocs(h);
 		bool idle = n == h->idle_allocs;
 		h->idle_allocs = n;
+		bool floating = false; /* its floated pages with free blocks */
+		for (unsigned c = 0; c < HAK_NUM_CLASSES && !floating; c++)
+			floating = atomic_load_explicit(&h->pending[c].head, memory_order_relaxed);
 		if (!atomic_load_explicit(&h->alive, memory_order_acquire)) {
+			/* an exited thread's pages that nobody adopted since
+			 * the last look (see abandon_page) */
 			h->idle_pick = false;
+			*watch |= floating && !idle;
+			if (floating && idle)
+				sweep_idle(h, ~0u);
 			continue;
 		}
 		bool own = atomic_load_explicit(&h->own_mask, memory_order_relaxed) != 0;
-		bool floating = false; /* its floated pages with remote frees */
-		for (unsigned c = 0; c < HAK_NUM_CLASSES && !floating; c++)
-			floating = atomic_load_explicit(&h->pending[c].head, memory_order_relaxed);
 		h->idle_pick = own && idle;
 		any |= h->idle_pick;
 		*watch |= (own || floating) && !idle;
 		/* nobody who needs a page of their class may come to adopt
 		 * them: drain them here (no stop needed, see sweep_heap) */
-		if (floating && idle) {
-			_Atomic uint32_t *g = hak__gate_enter(&hak__empty_heap);
-			sweep_heap(h);
-			hak__gate_exit(g);
-		}
+		if (floating && idle)
+			sweep_idle(h, hak__opt.scan_budget);
 	}
 	if (!any)
 		return 0;
@@ -983,18 +999,29 @@ static void fold_overflow(struct hak_heap *h)
 	}
 }
 
+/* Under adopt, a page left without a live block floats like the others
+ * (queued: it has free blocks) instead of going to the pool: the thread
+ * that takes over the exiting one's work (Larson starts a successor on the
+ * same blocks at every generation) wants pages of the same classes at
+ * once, and adopts these carved and warm, where the pool would have
+ * carved them again and, beyond its keep, purged them and faulted them
+ * back in (about 150 pages an exit on Larson 2-32 KiB).  Those nobody
+ * adopts go to the pool after a look or two of the background thread
+ * (hak__heaps_reclaim_idle), or at malloc_trim.  The other strategies
+ * never adopt a floating page of another heap: there they go to the pool
+ * at once. */
 static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 {
 	pg->next = pg->prev = NULL;
 	pg->in_list = HAK_LIST_NONE;
 	hak__page_drain(pg);
-	if (pg->used == 0) {
+	if (pg->used == 0 && (hak__opt.strategy != HAK_DRAIN_ADOPT || !hak__opt.background)) {
 		hak__page_release(pg);
 		return;
 	}
 	/* read our fields before the float: after it, another thread may
 	 * claim the page and write them */
-	bool has_free = page_has_free(pg);
+	bool has_free = page_has_free(pg), empty = pg->used == 0;
 	unsigned cls = pg->class_idx;
 	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
 			      memory_order_relaxed);
@@ -1004,6 +1031,8 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
 	if (has_free || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
 		pending_enqueue((uintptr_t)h | HAK_OWNER_FLOAT, pg, cls, h->st);
+	if (empty) /* the background thread sweeps it if nobody adopts it */
+		hak__background_kick();
 }
 
 /* Give up every page h holds: empty ones to the pool, the rest float,

@@ -19,6 +19,12 @@
  *                      blocks: its full pages float (see heap.c) before
  *                      the other threads free every block in them, and
  *                      must go back to the OS all the same.
+ *   integ_purge exited the same blocks, allocated by a second thread that
+ *                      frees one of each page and exits once the main
+ *                      thread has freed the rest: nobody allocates any more,
+ *                      and the exited thread's emptied pages (kept for a
+ *                      successor to adopt, see heap.c) must go back to the
+ *                      OS all the same.
  *   integ_purge keep   small and mid blocks only, run with a purge delay of
  *                      an hour (HAKMEM_PURGE_DELAY_MS=3600000): the free
  *                      pages beyond the pool's share of memory in use
@@ -110,6 +116,33 @@ static void *drop_held(void *arg)
 	return NULL;
 }
 
+static void alloc_held(void)
+{
+	struct tu_rng r;
+	tu_rng_seed(&r, 12);
+	for (int i = 0; i < HELD; i++) {
+		size_t n = tu_rng_range(&r, 22000, 32768);
+		held[i] = malloc(n);
+		TU_CHECK(held[i] != NULL);
+		memset(held[i], 0x55, n);
+	}
+}
+
+/* exited mode: the thread that allocates, and its steps with the main one */
+static pthread_barrier_t steps;
+
+static void *exited_thread(void *arg)
+{
+	(void)arg;
+	alloc_held();
+	pthread_barrier_wait(&steps); /* main: peak */
+	for (int i = 0; i < HELD; i += 2)
+		free(held[i]);
+	pthread_barrier_wait(&steps); /* main frees the odd ones */
+	pthread_barrier_wait(&steps);
+	return NULL;
+}
+
 static void run_threads(void *(*fn)(void *))
 {
 	pthread_t th[THREADS];
@@ -127,22 +160,27 @@ int main(int argc, char **argv)
 	bool keep = !strcmp(mode, "keep");
 	bool floated = !strcmp(mode, "floated");
 	bool holder = floated || !strcmp(mode, "holder");
-	if (!trim && !keep && !holder && strcmp(mode, "idle")) {
-		fprintf(stderr, "usage: integ_purge idle|trim|keep|holder|floated\n");
+	bool exited = !strcmp(mode, "exited");
+	if (!trim && !keep && !holder && !exited && strcmp(mode, "idle")) {
+		fprintf(stderr, "usage: integ_purge idle|trim|keep|holder|floated|exited\n");
 		return 2;
 	}
 	small_only = keep;
 	long base = rss_kb();
 	long peak;
-	if (holder) {
-		struct tu_rng r;
-		tu_rng_seed(&r, 12);
-		for (int i = 0; i < HELD; i++) {
-			size_t n = tu_rng_range(&r, 22000, 32768);
-			held[i] = malloc(n);
-			TU_CHECK(held[i] != NULL);
-			memset(held[i], 0x55, n);
-		}
+	if (exited) {
+		pthread_t t;
+		TU_CHECK(pthread_barrier_init(&steps, NULL, 2) == 0);
+		TU_CHECK(pthread_create(&t, NULL, exited_thread, NULL) == 0);
+		pthread_barrier_wait(&steps);
+		peak = rss_kb();
+		pthread_barrier_wait(&steps);
+		for (int i = 1; i < HELD; i += 2)
+			free(held[i]);
+		pthread_barrier_wait(&steps);
+		TU_CHECK(pthread_join(t, NULL) == 0);
+	} else if (holder) {
+		alloc_held();
 		peak = rss_kb();
 		held_step = floated ? 1 : 2;
 		for (int i = 0; i < HELD && !floated; i += 2)
