@@ -570,8 +570,9 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 			hak__heap_free_slow(h, pg, b);
 		}
 	}
-	for (unsigned i = 0; i < keep; i++)
-		h->tc[cls][i] = h->tc[cls][out + i];
+	/* the newest stay, moved down (memmove: libc's, which allocates
+	 * nothing, copies them many at a time) */
+	memmove(&h->tc[cls][0], &h->tc[cls][out], keep * sizeof h->tc[cls][0]);
 	h->tc_count[cls] = (uint16_t)keep;
 }
 
