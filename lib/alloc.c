@@ -184,16 +184,7 @@ static HAK_NOINLINE void free_other(struct hak_heap *h, struct hak_page *pg, str
 	unsigned cls = pg->class_idx; /* b is live until pushed */
 	HAK_STAT_ADD(h->st->remote_frees, 1);
 	HAK_STAT_ADD(h->st->frees[cls], 1);
-	/* the push (hak__remote_push, inline): seq_cst, so that the owner
-	 * load after a first push and a holder's float see each other */
-	uintptr_t fm = hak__free_marker(b);
-	b->marker = fm;
-	struct hak_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
-	do {
-		b->next = hak__link_enc(b, head);
-	} while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_seq_cst,
-							memory_order_relaxed));
-	if (unlikely(!head))
+	if (unlikely(hak__remote_push(pg, b)))
 		hak__heap_remote_first(pg, cls, h->st);
 	hak__gate_exit(g);
 }

@@ -430,7 +430,22 @@ static inline struct hak_block *hak__page_pop(struct hak_page *pg)
 HAK_HIDDEN void hak__page_init(struct hak_page *pg, unsigned cls);
 HAK_HIDDEN bool hak__page_extend(struct hak_page *pg);
 HAK_HIDDEN unsigned hak__page_drain(struct hak_page *pg);
-HAK_HIDDEN bool hak__remote_push(struct hak_page *pg, struct hak_block *b);
+/* Push a block freed by a thread that does not hold the page.  Returns true
+ * when the push took the remote list from empty to non-empty.  seq_cst so
+ * that the pusher's following load of owner and the holder's float-then-
+ * check in hak__heap_float() cannot both miss each other.  (Inline: the
+ * remote free of alloc.c pushes without a call.) */
+static inline bool hak__remote_push(struct hak_page *pg, struct hak_block *b)
+{
+	b->marker = hak__free_marker(b);
+	struct hak_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
+	do {
+		b->next = hak__link_enc(b, head);
+	} while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b,
+							memory_order_seq_cst,
+							memory_order_relaxed));
+	return head == NULL;
+}
 
 /* heap.c: thread heaps, registry, pending queues, adoption, strategies ---- */
 HAK_HIDDEN extern struct hak_heap hak__empty_heap;

@@ -77,19 +77,3 @@ unsigned hak__page_drain(struct hak_page *pg)
 	pg->used -= n;
 	return n;
 }
-
-/* Push a block freed by a thread that does not hold the page.  Returns true
- * when the push took the remote list from empty to non-empty.  seq_cst so
- * that the pusher's following load of owner and the holder's float-then-
- * check in hak__heap_float() cannot both miss each other. */
-bool hak__remote_push(struct hak_page *pg, struct hak_block *b)
-{
-	b->marker = hak__free_marker(b);
-	struct hak_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
-	do {
-		b->next = hak__link_enc(b, head);
-	} while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b,
-							memory_order_seq_cst,
-							memory_order_relaxed));
-	return head == NULL;
-}
