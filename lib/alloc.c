@@ -96,8 +96,9 @@ static HAK_NOINLINE void *prof_alloc(struct hak_heap *h, size_t size, size_t ali
 
 /* The countdown crossed zero in malloc: a sample, or a fresh countdown.
  * Reached by a tail call from the entry point, so that the return address
- * is the program's. */
-static HAK_NOINLINE void *malloc_prof(struct hak_heap *h, size_t size)
+ * is the program's.  (size first: it stays in malloc's argument register,
+ * which saves the fast path a move.) */
+static HAK_NOINLINE void *malloc_prof(size_t size, struct hak_heap *h)
 {
 	size_t align = hak__prof_take(h, size);
 	if (!align)
@@ -110,7 +111,7 @@ static inline __attribute__((always_inline)) void *malloc_inline(size_t size)
 {
 	struct hak_heap *h = hak__tl_heap;
 	if (hak__prof_due(h, size))
-		return malloc_prof(h, size);
+		return malloc_prof(size, h);
 	return malloc_body(h, size);
 }
 

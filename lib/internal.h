@@ -502,7 +502,7 @@ HAK_HIDDEN void hak__stats_print(int fd);
 
 /* prof.c: the sampled heap profile -------------------------------------- */
 /* HAKMEM_PROFILE_SAMPLE's default (BENCHMARKS.md has its cost) */
-#define HAK_PROF_DEFAULT 524288
+#define HAK_PROF_DEFAULT 2097152
 HAK_HIDDEN void hak__prof_init(void);
 /* The countdown of h went below zero at an allocation of size bytes: 0 if
  * it is not sampled (the countdown is reset), else the alignment the
@@ -513,12 +513,23 @@ HAK_HIDDEN size_t hak__prof_take(struct hak_heap *h, size_t size);
 HAK_HIDDEN void hak__prof_record(void *p, size_t size, void *caller);
 HAK_HIDDEN void hak__prof_free(struct hak_large *hdr);
 /* One subtract and branch on the fast path: whether this allocation
- * crosses the heap's countdown. */
+ * crosses the heap's countdown.  Threads without a heap yet all subtract
+ * from the empty heap's (they go to the slow path at once, and prof_take
+ * gives them no sample): a race whose loser's store only leaves a huge
+ * count.  On x86-64 it is one sub instruction whose sign flag is the
+ * answer, in assembly as HAK_STAT_ADD is (not a C data race). */
 static inline bool hak__prof_due(struct hak_heap *h, size_t size)
 {
-	int64_t left = (int64_t)((uint64_t)h->prof_left - size);
-	h->prof_left = left;
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+	bool neg;
+	__asm__ volatile("subq %2, %0" : "+m"(h->prof_left), "=@ccs"(neg) : "r"(size));
+	return unlikely(neg);
+#else
+	_Atomic int64_t *c = (_Atomic int64_t *)&h->prof_left;
+	int64_t left = (int64_t)((uint64_t)atomic_load_explicit(c, memory_order_relaxed) - size);
+	atomic_store_explicit(c, left, memory_order_relaxed);
 	return unlikely(left < 0);
+#endif
 }
 
 /* init.c ------------------------------------------------------------------ */

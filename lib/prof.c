@@ -113,7 +113,7 @@ size_t hak__prof_take(struct hak_heap *h, size_t size)
 	if (h == &hak__empty_heap || !mean) {
 		/* before a heap (every such thread shares the empty heap: all
 		 * store the same value), or off: no countdown for 2^62 bytes */
-		h->prof_left = INT64_MAX / 2;
+		__atomic_store_n(&h->prof_left, INT64_MAX / 2, __ATOMIC_RELAXED);
 		return 0;
 	}
 	if (h->prof_busy) { /* a malloc made while sampling: ask again after */

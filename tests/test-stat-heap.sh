@@ -4,9 +4,10 @@
 # from keep_small() and keep_large() and leaks steadily from leak_step():
 #  - at the default rate, --heap names the three functions with the file
 #    and line of their malloc calls, and estimates their live bytes within
-#    20% (the test holds about 380, 510 and 320 samples: 20% is more than
-#    3 standard deviations); --watch marks the leaker as growing, and only
+#    20% (at one sample per 2 MiB each site holds 320 samples or more:
+#    20% is more than 3.5 standard deviations); --watch marks the leaker as growing, and only
 #    it; --folded, --top and --min-bytes; --json throughout;
+#  - churn() frees all it allocates: its stack holds nothing;
 #  - with HAKMEM_PROFILE_SAMPLE=1 (every allocation) the figures are exact;
 #  - the same for heap-child-plain, never linked against hakmem, started
 #    with LD_PRELOAD;
@@ -14,6 +15,8 @@
 #    every usage mistake give one line on stderr and a non-zero exit.
 . "${srcdir:-.}/stat-lib.sh"
 need_python
+# the default rate (make check pins HAKMEM_PROFILE_SAMPLE=0 for the others)
+unset HAKMEM_PROFILE_SAMPLE
 PLAIN=${HEAP_CHILD_PLAIN:-./heap-child-plain}
 LINKED=${HEAP_CHILD:-./heap-child}
 skip_unless_built "$LINKED"
@@ -47,7 +50,8 @@ hp_leaked() {
 
 # check_sites DESC TOLERANCE FILE: the JSON profile in FILE names the three
 # sites with heap-child.c and the lines of their malloc calls, and each
-# estimate is within TOLERANCE (a fraction; 0: exact) of what the child says.
+# estimate is within TOLERANCE (a fraction; 0: exact) of what the child says;
+# churn's samples were all freed: it holds nothing.
 check_sites() {
 	"$PY" - "$1" "$2" "$3" "$TMP/child.out" <<'PYEOF'
 import json, re, sys
@@ -73,6 +77,13 @@ for fn, (bytes_, line) in want.items():
           % ("ok" if ok else "FAIL", desc, line, got, bytes_,
              100.0 * (got - bytes_) / bytes_, "" if ok else " <- not within %g%%" % (tol * 100)))
     bad += not ok
+churn = [s for s in prof["sites"] if s["frames"] and s["frames"][0].get("function") == "churn"]
+ok = bool(churn) and all(s["live_bytes"] == 0 and s["live_samples"] == 0 for s in churn) \
+    and sum(s["alloc_samples"] for s in churn) > 0
+print("%s: %s: churn (everything freed): %s" % ("ok" if ok else "FAIL", desc,
+      ", ".join("live %d bytes in %d samples of %d" % (s["live_bytes"], s["live_samples"],
+                s["alloc_samples"]) for s in churn) or "no site"))
+bad += not ok
 sys.exit(1 if bad else 0)
 PYEOF
 	[ $? -eq 0 ] || failures=$((failures + 1))
@@ -119,7 +130,7 @@ run_profile() {
 		"$TMP/watch.txt" | grep -q '^keep_' &&
 		pass "$rp: text --watch marks leak_step GROWING" ||
 		{ fail "$rp: text --watch does not mark leak_step alone:"; sed 's/^/    /' "$TMP/watch.txt" | head -40; }
-	$TIMEOUT "$STAT" --heap --json "$CHILD_PID" >"$TMP/prof.json" 2>"$TMP/err" ||
+	$TIMEOUT "$STAT" --heap --json --top 1000 "$CHILD_PID" >"$TMP/prof.json" 2>"$TMP/err" ||
 		fail "$rp: --heap --json failed: $(cat "$TMP/err")"
 	check_sites "$rp, default rate" 0.20 "$TMP/prof.json"
 	$TIMEOUT "$STAT" --heap "$CHILD_PID" >"$TMP/prof.txt" 2>"$TMP/err"
@@ -227,15 +238,18 @@ for fn in keep_small keep_large leak_step; do
 	grep -q ";main;$fn [0-9]*$" "$TMP/folded" && pass "--folded: ...;main;$fn BYTES" ||
 		{ fail "--folded has no ...;main;$fn line:"; head -5 "$TMP/folded"; }
 done
+"$STAT" --heap --json "$CHILD_PID" >"$TMP/all.json" 2>&1
+first=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["sites"][0]["frames"][0]["function"])' "$TMP/all.json")
 "$STAT" --heap --top 1 "$CHILD_PID" >"$TMP/top" 2>&1
 n=$(grep -c '^#' "$TMP/top")
-[ "$n" -eq 1 ] && grep -q '^    keep_large+' "$TMP/top" && pass "--top 1: keep_large alone" ||
-	fail "--top 1: $n sites: $(head -12 "$TMP/top")"
-# keep_small holds 3145000 bytes, keep_large 4 MiB, leak_step 3144000
-"$STAT" --heap --min-bytes 3145000 "$CHILD_PID" >"$TMP/min" 2>&1
+[ "$n" -eq 1 ] && grep -q "^    $first+" "$TMP/top" && pass "--top 1: $first alone" ||
+	fail "--top 1: $n sites, want $first alone: $(head -12 "$TMP/top")"
+# one byte more than keep_small holds: keep_large and leak_step hold more
+min=$(($(field keep_small "$TMP/child.out") + 1))
+"$STAT" --heap --min-bytes "$min" "$CHILD_PID" >"$TMP/min" 2>&1
 n=$(grep -c '^#' "$TMP/min")
-[ "$n" -eq 2 ] && ! grep -q '^    leak_step' "$TMP/min" &&
-	pass "--min-bytes 3145000: keep_small and keep_large" ||
-	fail "--min-bytes 3145000: $n sites, want 2: $(grep -A1 '^#' "$TMP/min")"
+[ "$n" -eq 2 ] && ! grep -q '^    keep_small' "$TMP/min" &&
+	pass "--min-bytes $min: keep_large and leak_step" ||
+	fail "--min-bytes $min: $n sites, want 2: $(grep -A1 '^#' "$TMP/min")"
 stop_child
 finish

@@ -282,10 +282,7 @@ static void print_text(const struct hak_seg_header *snap, Dwfl *d, const struct 
 		       est_blocks(s), tb, s->live_count, s->total_count);
 		if (o->watch && s->growth > 0) {
 			human(gb, sizeof gb, (uint64_t)s->growth);
-			printf("  GROWING +%s", gb);
-			if (seconds > 0)
-				printf(" (%.0f B/s)", (double)s->growth / seconds);
-			printf(", %u refreshes in a row", s->streak);
+			printf("  GROWING +%s in %.1f s (%u in a row)", gb, seconds, s->streak);
 		}
 		putchar('\n');
 		for (unsigned k = 0; k < s->st->depth; k++) {
@@ -450,8 +447,17 @@ static int heap_once(const struct stat_opts *o, bool have_prev, double seconds,
 	}
 	size_t n = sites_collect(&snap.prof, sites, have_prev ? prev_live : NULL, prev_streak);
 	Dwfl *d = symbols_open(o->pid);
-	if (o->watch && !o->json && !o->folded)
-		printf("%s--- %.1f s\n", have_prev ? "\n" : "", seconds);
+	if (o->watch && !o->json && !o->folded) {
+		char when[16];
+		time_t t = time(NULL);
+		struct tm tm;
+		localtime_r(&t, &tm);
+		strftime(when, sizeof when, "%H:%M:%S", &tm);
+		if (have_prev)
+			printf("\n--- %s, %.1f s after the previous reading\n", when, seconds);
+		else
+			printf("--- %s\n", when);
+	}
 	if (o->folded)
 		print_folded(d, sites, n, o);
 	else if (o->json)
