@@ -28,6 +28,9 @@ skip_unless_built "$PLAIN"
 hp_start() {
 	pre=$1
 	shift
+	# emptied here, not by the child's redirection, which runs later in the
+	# background: the previous child's ready line must not be seen
+	: >"$TMP/child.out"
 	if [ -n "$pre" ]; then
 		LD_PRELOAD=$pre "$@" >"$TMP/child.out" 2>"$TMP/child.err" &
 	else
@@ -164,8 +167,10 @@ prof = total - size
 f.seek(prof)
 b = bytearray(f.read(size))
 stacks = 48 + 2 * 4096
-# the first entry in use: order[0]
+# the first entry in use (order[0]), and the first empty one
 first = stacks + struct.unpack_from("<H", b, 48)[0] * 320
+empty = next(stacks + 320 * i for i in range(4096)
+             if struct.unpack_from("<Q", b, stacks + 320 * i)[0] == 0)
 exec(code)
 f.seek(prof)
 f.write(b)
@@ -191,7 +196,7 @@ hostile() {
 		"hash does not match|struct.pack_into('<Q', b, first + 64, 0x4141414141414141)" \
 		"live figures above the totals|struct.pack_into('<Q', b, first + 32, 1 << 60)" \
 		"ready but empty|struct.pack_into('<Q', b, first, 0)" \
-		"counts in an empty entry|struct.pack_into('<Q', b, stacks + 320 * ((struct.unpack_from('<H', b, 48)[0] + 1999) % 4096) + 56, 5) if not struct.unpack_from('<Q', b, stacks + 320 * ((struct.unpack_from('<H', b, 48)[0] + 1999) % 4096))[0] else None"; do
+		"counts in an empty entry|struct.pack_into('<Q', b, empty + 56, 5)"; do
 		what=${case%%|*}
 		patch_seg "${case#*|}" || fail "cannot patch the segment"
 		expect_error "hostile profile table ($what)" 1 "damaged heap profile: .*$what" \
