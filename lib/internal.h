@@ -240,7 +240,9 @@ struct hak_options {
 	size_t span_max;         /* HAKMEM_SPAN_MAX_MB in bytes: 0 = no span tier */
 	unsigned span_keep_pct;  /* HAKMEM_SPAN_KEEP_PCT: dirty free spans kept, % of in use */
 	unsigned check;          /* HAKMEM_CHECK: 0, 1 or 2 (guard.c) */
-	size_t prof_sample;      /* HAKMEM_PROFILE_SAMPLE: bytes per sample, 0 = off */
+	bool prof;               /* HAKMEM_PROFILE: the heap profile is on */
+	size_t prof_sample;      /* HAKMEM_PROFILE_SAMPLE: bytes per sample; 0 when
+				  * HAKMEM_PROFILE is 0 (the profile is off) */
 };
 HAK_HIDDEN extern struct hak_options hak__opt;
 HAK_HIDDEN void hak__options_init(void);
@@ -501,7 +503,8 @@ static inline void hak__stats_publish(void)
 HAK_HIDDEN void hak__stats_print(int fd);
 
 /* prof.c: the sampled heap profile -------------------------------------- */
-/* HAKMEM_PROFILE_SAMPLE's default (BENCHMARKS.md has its cost) */
+/* HAKMEM_PROFILE_SAMPLE's default, when HAKMEM_PROFILE=1 turns the profile
+ * on (off by default: BENCHMARKS.md has the cost) */
 #define HAK_PROF_DEFAULT 2097152
 HAK_HIDDEN void hak__prof_init(void);
 /* The countdown of h went below zero at an allocation of size bytes: 0 if

@@ -12,8 +12,9 @@
 
 set -u
 . "${HAKMEM_TEST_SRCDIR:-.}/test-lib.sh"
-# real programs run with the heap profile at its default rate (make check
-# pins it off for the tests of internals)
+# real programs run with the heap profile on, at its default rate
+HAKMEM_PROFILE=1
+export HAKMEM_PROFILE
 unset HAKMEM_PROFILE_SAMPLE
 
 lib=${HAKMEM_TEST_LIB:-}

@@ -10,7 +10,7 @@ prog=$builddir/integ_prof
 fail=0
 for level in 0 1 2; do
 	for rate in 1 4096; do
-		HAKMEM_CHECK=$level HAKMEM_PROFILE_SAMPLE=$rate "$prog" ||
+		HAKMEM_CHECK=$level HAKMEM_PROFILE=1 HAKMEM_PROFILE_SAMPLE=$rate "$prog" ||
 			{ echo "FAIL: HAKMEM_CHECK=$level HAKMEM_PROFILE_SAMPLE=$rate integ_prof" >&2; fail=1; }
 	done
 done

@@ -15,7 +15,9 @@
 #    every usage mistake give one line on stderr and a non-zero exit.
 . "${srcdir:-.}/stat-lib.sh"
 need_python
-# the default rate (make check pins HAKMEM_PROFILE_SAMPLE=0 for the others)
+# the profile on, at the default rate (it is off by default)
+HAKMEM_PROFILE=1
+export HAKMEM_PROFILE
 unset HAKMEM_PROFILE_SAMPLE
 PLAIN=${HEAP_CHILD_PLAIN:-./heap-child-plain}
 LINKED=${HEAP_CHILD:-./heap-child}
@@ -222,7 +224,15 @@ expect_error "--min-bytes huge" 2 "bad --min-bytes" --heap --min-bytes 999999999
 expect_error "--folded --json" 2 "cannot be combined" --heap --folded --json 1
 expect_error "--heap --list" 2 "cannot be combined" --heap --list
 
-# A process with the profile off.
+# A process with the profile off: by default, and with no interval.
+unset HAKMEM_PROFILE
+hp_start "" "$LINKED" 64
+expect_error "profile off by default" 1 "has no heap profile (start it with HAKMEM_PROFILE=1)" \
+	--heap "$CHILD_PID"
+hp_leaked
+stop_child
+HAKMEM_PROFILE=1
+export HAKMEM_PROFILE
 HAKMEM_PROFILE_SAMPLE=0 hp_start "" "$LINKED" 64
 expect_error "HAKMEM_PROFILE_SAMPLE=0" 1 "has no heap profile" --heap "$CHILD_PID"
 hp_leaked

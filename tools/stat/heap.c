@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #define FRAME_TEXT 512
+#define VALIDATE_TRIES 3
+#define VALIDATE_WAIT_NS 10000000L /* 10 ms */
 #define JSON_CAP 16384 /* flushed after every frame: one frame fits with room */
 
 struct site {
@@ -426,7 +428,22 @@ static int heap_once(const struct stat_opts *o, bool have_prev, double seconds,
 		     uint64_t *start_time, bool *gone)
 {
 	char msg[512];
-	enum seg_status rc = seg_read(o->pid, &snap, msg, sizeof msg);
+	enum seg_status rc;
+	/* The copy is not atomic: an entry the process claims while it is
+	 * copied can look damaged (its hash not yet there, its depth or its
+	 * counts already).  Such a state lasts microseconds; a damaged table
+	 * stays damaged: only a table that fails every reading is refused. */
+	for (int tries = 0;; tries++) {
+		rc = seg_read(o->pid, &snap, msg, sizeof msg);
+		if (rc != SEG_OK || prof_validate(&snap, msg, sizeof msg) == 0)
+			break;
+		if (tries + 1 >= VALIDATE_TRIES) {
+			errmsg("process %ld: %s", (long)o->pid, msg);
+			return EXIT_TROUBLE;
+		}
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = VALIDATE_WAIT_NS};
+		nanosleep(&ts, NULL);
+	}
 	*gone = rc == SEG_NO_PROCESS || rc == SEG_NO_SEGMENT || rc == SEG_STALE ||
 		(rc == SEG_OK && have_prev && snap.start_time_ns != *start_time);
 	if (*gone && have_prev)
@@ -436,12 +453,8 @@ static int heap_once(const struct stat_opts *o, bool have_prev, double seconds,
 		return EXIT_TROUBLE;
 	}
 	*start_time = snap.start_time_ns;
-	if (prof_validate(&snap, msg, sizeof msg) != 0) {
-		errmsg("process %ld: %s", (long)o->pid, msg);
-		return EXIT_TROUBLE;
-	}
 	if (!snap.prof.sample_bytes) {
-		errmsg("process %ld has no heap profile (started with HAKMEM_PROFILE_SAMPLE=0)",
+		errmsg("process %ld has no heap profile (start it with HAKMEM_PROFILE=1)",
 		       (long)o->pid);
 		return EXIT_TROUBLE;
 	}
