@@ -94,12 +94,31 @@ static HAK_NOINLINE void *prof_alloc(struct hak_heap *h, size_t size, size_t ali
 	return p;
 }
 
+/* A thread's first allocation comes with the empty heap: with the profile
+ * on, the thread gets its heap now, so that this allocation can be sampled
+ * too (every allocation is, at HAKMEM_PROFILE_SAMPLE=1). */
+static struct hak_heap *prof_heap(struct hak_heap *h)
+{
+	if (likely(h != &hak__empty_heap))
+		return h;
+	hak__init();
+	if (!hak__opt.prof_sample)
+		return h;
+	_Atomic uint32_t *g = hak__gate_enter(h);
+	int saved = errno;
+	struct hak_heap *nh = hak__heap_get();
+	errno = saved;
+	hak__gate_exit(g);
+	return nh ? nh : h;
+}
+
 /* The countdown crossed zero in malloc: a sample, or a fresh countdown.
  * Reached by a tail call from the entry point, so that the return address
  * is the program's.  (size first: it stays in malloc's argument register,
  * which saves the fast path a move.) */
 static HAK_NOINLINE void *malloc_prof(size_t size, struct hak_heap *h)
 {
+	h = prof_heap(h);
 	size_t align = hak__prof_take(h, size);
 	if (!align)
 		return malloc_body(h, size);
@@ -242,7 +261,7 @@ size_t hak__usable(void *p)
 static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zero)
 {
 	struct hak_heap *h = hak__tl_heap;
-	if (hak__prof_due(h, size) && hak__prof_take(h, size))
+	if (hak__prof_due(h, size) && hak__prof_take(h = prof_heap(h), size))
 		return prof_alloc(h, size, align, zero, __builtin_return_address(0));
 	return large_alloc(size, align, zero);
 }
