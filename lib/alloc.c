@@ -216,6 +216,47 @@ static HAK_NOINLINE void free_checked(struct hak_heap *h, struct hak_page *pg, s
 	free_held(h, pg, b, hak__free_marker(b));
 }
 
+/* Whether a free by h into page pg, whose owner word is o (not h), is a
+ * plain remote push: o is another heap's, holding pg or floating it while
+ * its thread lives (a floating page of ours, or of an exited thread, is
+ * claimed instead, by hak__heap_free_slow). */
+static inline bool remote_plain(struct hak_heap *h, struct hak_page *pg, uintptr_t o)
+{
+	if (o <= HAK_OWNER_FREE || (o & HAK_OWNER_BUSY))
+		return false;
+	if (!(o & HAK_OWNER_FLOAT))
+		return true;
+	return (o & ~HAK_OWNER_FLAGS) != (uintptr_t)h && !hak__owner_gone(pg, o);
+}
+
+/* A free into a page that another heap holds (owner word o): a valid,
+ * live block takes the remote push at once when remote_plain says so;
+ * anything else (a page to claim, a pooled page, no heap yet, a suspect
+ * block) the general path. */
+static HAK_NOINLINE void free_other(struct hak_heap *h, struct hak_page *pg, struct hak_block *b,
+				    uintptr_t o)
+{
+	if (unlikely(h == &hak__empty_heap || !remote_plain(h, pg, o) ||
+		     !hak__block_start(pg, b) || b->marker == hak__free_marker(b)))
+		return free_generic(h, b);
+	_Atomic uint32_t *g = hak__gate_enter(h);
+	unsigned cls = pg->class_idx; /* b is live until pushed */
+	HAK_STAT_ADD(h->st->remote_frees, 1);
+	HAK_STAT_ADD(h->st->frees[cls], 1);
+	/* the push (hak__remote_push, inline): seq_cst, so that the owner
+	 * load after a first push and a holder's float see each other */
+	uintptr_t fm = hak__free_marker(b);
+	b->marker = fm;
+	struct hak_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
+	do {
+		b->next = hak__link_enc(b, head);
+	} while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_seq_cst,
+							memory_order_relaxed));
+	if (unlikely(!head))
+		hak__heap_remote_first(pg, cls, h->st);
+	hak__gate_exit(g);
+}
+
 /* Every call below is a tail call, so the fast path needs no stack frame. */
 void hak__free(void *p)
 {
@@ -223,8 +264,9 @@ void hak__free(void *p)
 	if (unlikely(!hak__in_arena(p)))
 		return free_generic(h, p);
 	struct hak_page *pg = hak__page_of(p);
-	if (unlikely(atomic_load_explicit(&pg->owner, memory_order_relaxed) != (uintptr_t)h))
-		return free_generic(h, p);
+	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_relaxed);
+	if (unlikely(o != (uintptr_t)h))
+		return free_other(h, pg, p, o);
 	/* the checks of HAKMEM_CHECK=1 (at 0 too: free_checked reports nothing
 	 * then, and frees the block as it comes) */
 	struct hak_block *b = p;

@@ -77,7 +77,7 @@ static struct hak_arena *arena_new(void)
 static struct hak_page *arena_carve(struct hak_arena *a)
 {
 	unsigned idx = ++a->pages_carved;
-	struct hak_page *pg = &a->pages[idx];
+	struct hak_page *pg = hak__arena_page(a, idx);
 	pg->purged = 0;
 	return pg;
 }

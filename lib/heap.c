@@ -254,16 +254,6 @@ static bool page_has_free(const struct hak_page *pg)
 	return pg->free || pg->carved < pg->capacity;
 }
 
-/* Whether the thread that floated pg (owner value o) has exited since: its
- * heap is dead, or was recycled by another thread (a newer generation). */
-static bool owner_gone(struct hak_page *pg, uintptr_t o)
-{
-	struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-	return !atomic_load_explicit(&from->alive, memory_order_acquire) ||
-	       atomic_load_explicit(&pg->float_gen, memory_order_relaxed) !=
-		       atomic_load_explicit(&from->gen, memory_order_relaxed);
-}
-
 /* Try to take a floating page: CAS owner from o (a FLOAT value) to h. */
 static bool page_take(struct hak_heap *h, struct hak_page *pg, uintptr_t o)
 {
@@ -413,7 +403,7 @@ static bool take_pending_from(struct hak_heap *h, struct hak_pending *q, unsigne
 			continue;
 		}
 		struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
-		bool gone = (o & HAK_OWNER_FLOAT) && owner_gone(pg, o);
+		bool gone = (o & HAK_OWNER_FLOAT) && hak__owner_gone(pg, o);
 		bool transfer = from != h || gone;
 		/* held by another heap: its holder drains it from its own queue */
 		bool refuse = !(o & HAK_OWNER_FLOAT) || (o & HAK_OWNER_BUSY) ||
@@ -624,7 +614,7 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 		/* Our own floating page: reclaim it, its later frees are local.
 		 * A page of an exited thread (even one whose heap we recycled):
 		 * claim it on the spot (adopt only). */
-		bool gone = owner_gone(pg, o);
+		bool gone = hak__owner_gone(pg, o);
 		bool claim = gone && hak__opt.strategy == HAK_DRAIN_ADOPT;
 		if (((from == h && !gone) || claim) && page_take(h, pg, o)) {
 			if (claim) {
@@ -647,6 +637,15 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 	o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
 	if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL && o != 0)
 		pending_enqueue(o, pg, cls, h->st);
+}
+
+/* A remote free took pg's remote list from empty (hak__free's remote
+ * path): queue pg on the queue of its holder now. */
+void hak__heap_remote_first(struct hak_page *pg, unsigned cls, struct hak_seg_slot *st)
+{
+	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
+	if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL && o != 0)
+		pending_enqueue(o, pg, cls, st);
 }
 
 /* Drain strategies roundrobin and hybrid ---------------------------------- */

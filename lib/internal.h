@@ -157,11 +157,22 @@ static inline void hak__plist_unlink(struct hak_page **head, struct hak_page **t
 	pg->next = pg->prev = NULL;
 }
 
+/* An arena's first page holds its header and the descriptors of its pages.
+ * The descriptors start at one of HAK_ARENA_COLOURS offsets, picked by the
+ * arena's address: arenas are 4 MiB aligned, so descriptors at the same
+ * offset in every arena would all fall in the same few cache sets, and a
+ * free reads one at random (the colour costs no instruction: see
+ * hak__page_of).  The header sits in colour 0's slot of page 0, which
+ * describes no page. */
+#define HAK_ARENA_COLOURS 8
 struct hak_arena {
 	uint32_t pages_carved;    /* pages [1, pages_carved] have been handed out */
 	uint32_t pad;
-	_Alignas(HAK_CACHE_LINE) struct hak_page pages[HAK_ARENA_PAGES];
 };
+_Static_assert(HAK_ARENA_COLOURS * HAK_ARENA_PAGES * sizeof(struct hak_page) <= HAK_PAGE_SIZE,
+	       "every colour's descriptors fit in an arena's first page");
+_Static_assert(sizeof(struct hak_arena) <= offsetof(struct hak_page, remote),
+	       "the header leaves page 0's shared line (its owner) alone");
 
 /* A pending queue: MPSC Treiber stack of pages.  Producers (remote frees)
  * push with CAS; consumers pop one page at a time while holding lock
@@ -320,17 +331,26 @@ static inline struct hak_arena *hak__arena_of(const void *p)
 {
 	return (struct hak_arena *)((uintptr_t)p & ~(HAK_ARENA_SIZE - 1));
 }
+#define HAK_DESC_SHIFT 7 /* log2 sizeof(struct hak_page) */
+_Static_assert(sizeof(struct hak_page) == (size_t)1 << HAK_DESC_SHIFT, "HAK_DESC_SHIFT");
+/* The descriptor of the page holding p: the page's index (address bits
+ * 16-21) and the arena's colour (bits 22-24) shifted together into place. */
 static inline struct hak_page *hak__page_of(const void *p)
 {
-	struct hak_arena *a = hak__arena_of(p);
-	return &a->pages[((uintptr_t)p >> HAK_PAGE_SHIFT) & (HAK_ARENA_PAGES - 1)];
+	uintptr_t off = ((uintptr_t)p >> (HAK_PAGE_SHIFT - HAK_DESC_SHIFT)) &
+			((HAK_ARENA_COLOURS * HAK_ARENA_PAGES - 1) << HAK_DESC_SHIFT);
+	return (struct hak_page *)((uintptr_t)hak__arena_of(p) + off);
 }
-/* The first byte of the page pg describes (descriptors live in the first
- * page of their arena, at the page's index). */
+/* The descriptor of page idx of arena a. */
+static inline struct hak_page *hak__arena_page(struct hak_arena *a, size_t idx)
+{
+	return hak__page_of((char *)a + idx * HAK_PAGE_SIZE);
+}
+/* The first byte of the page pg describes. */
 static inline char *hak__page_start(const struct hak_page *pg)
 {
-	struct hak_arena *a = hak__arena_of(pg);
-	return (char *)a + (size_t)(pg - a->pages) * HAK_PAGE_SIZE;
+	size_t idx = ((uintptr_t)pg >> HAK_DESC_SHIFT) & (HAK_ARENA_PAGES - 1);
+	return (char *)hak__arena_of(pg) + idx * HAK_PAGE_SIZE;
 }
 HAK_HIDDEN struct hak_page *hak__page_alloc(struct hak_seg_slot *st);
 HAK_HIDDEN void hak__page_release(struct hak_page *pg);
@@ -430,6 +450,16 @@ HAK_HIDDEN void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls);
 HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
 				    struct hak_block *b);
 HAK_HIDDEN void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep);
+HAK_HIDDEN void hak__heap_remote_first(struct hak_page *pg, unsigned cls, struct hak_seg_slot *st);
+/* Whether the thread that floated pg (owner value o) has exited since: its
+ * heap is dead, or was recycled by another thread (a newer generation). */
+static inline bool hak__owner_gone(struct hak_page *pg, uintptr_t o)
+{
+	struct hak_heap *from = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
+	return !atomic_load_explicit(&from->alive, memory_order_acquire) ||
+	       atomic_load_explicit(&pg->float_gen, memory_order_relaxed) !=
+		       atomic_load_explicit(&from->gen, memory_order_relaxed);
+}
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_trim(struct hak_heap *h);

@@ -119,26 +119,6 @@ static int printable(char c)
 	return c >= 0x20 && c < 0x7f;
 }
 
-void hak__sb_json_str(struct hak_sbuf *b, const char *s, size_t max)
-{
-	static const char hex[] = "0123456789abcdef";
-	sb_char(b, '"');
-	for (size_t i = 0; i < max && s[i]; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\') {
-			sb_char(b, '\\');
-			sb_char(b, (char)c);
-		} else if (printable((char)c)) {
-			sb_char(b, (char)c);
-		} else {
-			hak__sb_str(b, "\\u00");
-			sb_char(b, hex[c >> 4]);
-			sb_char(b, hex[c & 15]);
-		}
-	}
-	sb_char(b, '"');
-}
-
 void hak__sb_safe_str(struct hak_sbuf *b, const char *s, size_t max)
 {
 	for (size_t i = 0; i < max && s[i]; i++)
@@ -481,94 +461,5 @@ size_t hak__statfmt_text(const struct hak_statsum *s, char *buf, size_t cap)
 		class_row(&b, u64_digits(name, c), u64_digits(size, k->block_size), k);
 	}
 	class_row(&b, "large", "-", &s->large);
-	return b.len;
-}
-
-static void json_key(struct hak_sbuf *b, const char *key)
-{
-	if (b->len && b->p[b->len - 1] != '{' && b->p[b->len - 1] != '[')
-		sb_char(b, ',');
-	sb_char(b, '"');
-	hak__sb_str(b, key);
-	hak__sb_str(b, "\":");
-}
-
-static void json_u64(struct hak_sbuf *b, const char *key, uint64_t v)
-{
-	json_key(b, key);
-	hak__sb_u64(b, v);
-}
-
-static void json_class(struct hak_sbuf *b, const struct hak_statsum_class *c)
-{
-	json_u64(b, "allocs", c->allocs);
-	json_u64(b, "frees", c->frees);
-	json_u64(b, "in_use", c->in_use);
-	json_u64(b, "bytes_in_use", c->bytes_in_use);
-}
-
-size_t hak__statfmt_json(const struct hak_statsum *s, char *buf, size_t cap)
-{
-	struct hak_sbuf b = {.p = buf, .len = 0, .cap = cap};
-	if (cap < 2)
-		return cap ? (buf[0] = 0) : 0;
-	sb_char(&b, '{');
-	json_key(&b, "pid");
-	hak__sb_i64(&b, s->pid);
-	json_key(&b, "comm");
-	hak__sb_json_str(&b, s->comm, sizeof s->comm);
-	json_key(&b, "strategy");
-	hak__sb_json_str(&b, s->strategy, sizeof s->strategy);
-	json_u64(&b, "start_time_ns", s->start_time_ns);
-	json_u64(&b, "time_ns", s->now_ns);
-	json_key(&b, "uptime_s");
-	hak__sb_fixed(&b, uptime_ds(s), 1);
-	json_u64(&b, "threads", s->threads);
-	json_u64(&b, "heaps_created", s->heaps_created);
-	json_u64(&b, "bytes_in_use", s->bytes_in_use);
-	json_u64(&b, "mapped_bytes", s->mapped_bytes);
-	json_u64(&b, "resident_bound_bytes", s->resident_bound);
-	json_key(&b, "vm_rss_bytes");
-	if (s->vm_rss >= 0)
-		hak__sb_i64(&b, s->vm_rss);
-	else
-		hak__sb_str(&b, "null");
-	json_u64(&b, "unpurged_free_bytes", s->unpurged_free_bytes);
-	json_u64(&b, "purged_bytes", s->purged_bytes);
-	json_u64(&b, "pages_from_os", s->pages_from_os);
-	json_u64(&b, "pages_reused", s->pages_reused);
-	json_key(&b, "page_reuse_pct");
-	hak__sb_fixed(&b, hak__statsum_reuse_permille(s), 1);
-	json_u64(&b, "pending_enqueued", s->pending_enqueued);
-	json_u64(&b, "pending_drained", s->pending_drained);
-	json_u64(&b, "adoptions", s->adoptions);
-	json_u64(&b, "lease_refusals", s->lease_refusals);
-	json_u64(&b, "remote_frees", s->remote_frees);
-	json_u64(&b, "allocs", s->allocs);
-	json_u64(&b, "frees", s->frees);
-	json_key(&b, "large");
-	sb_char(&b, '{');
-	json_class(&b, &s->large);
-	json_u64(&b, "reused", s->large_reused);
-	json_u64(&b, "own_mapping", s->large_direct);
-	json_u64(&b, "grown_in_place", s->large_inplace);
-	json_u64(&b, "span_mapped_bytes", s->span_mapped_bytes);
-	json_u64(&b, "span_kept_bytes", s->span_kept_bytes);
-	sb_char(&b, '}');
-	json_key(&b, "classes");
-	sb_char(&b, '[');
-	for (unsigned c = 0; c < s->num_classes; c++) {
-		const struct hak_statsum_class *k = &s->cls[c];
-		if (!k->allocs && !k->frees)
-			continue;
-		if (b.p[b.len - 1] == '}')
-			sb_char(&b, ',');
-		sb_char(&b, '{');
-		json_u64(&b, "class", c);
-		json_u64(&b, "size", k->block_size);
-		json_class(&b, k);
-		sb_char(&b, '}');
-	}
-	hak__sb_str(&b, "]}");
 	return b.len;
 }

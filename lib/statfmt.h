@@ -97,7 +97,6 @@ int64_t hak__proc_vmrss(const char *status_path);
  * object without a newline.  Return the length written (always
  * NUL-terminated, truncated to cap - 1). */
 size_t hak__statfmt_text(const struct hak_statsum *s, char *buf, size_t cap);
-size_t hak__statfmt_json(const struct hak_statsum *s, char *buf, size_t cap);
 
 /* A small append-only writer into a caller buffer, for callers that build
  * their own lines from the same pieces (hakmem-stat's watch and list). */
@@ -116,8 +115,6 @@ void hak__sb_pad_str(struct hak_sbuf *b, const char *s, size_t width);
 void hak__sb_pad_u64(struct hak_sbuf *b, uint64_t v, size_t width);
 /* "12.3 MiB"-style size */
 void hak__sb_human(struct hak_sbuf *b, uint64_t bytes);
-/* a JSON string with quotes, escaping anything not printable ASCII */
-void hak__sb_json_str(struct hak_sbuf *b, const char *s, size_t max);
 /* the text with anything not printable ASCII shown as '?' */
 void hak__sb_safe_str(struct hak_sbuf *b, const char *s, size_t max);
 

@@ -45,6 +45,7 @@ struct bad_case {
 	int use_realloc; /* 1: realloc(p, 64) instead of free(p); 2: hak_free;
 			  * 3: malloc(arg) until the damage is found;
 			  * 4: free(p) on another thread;
+			  * 6: free(p) on another thread that allocated first;
 			  * 5: free the other blocks of damaged_in_cache */
 	const char *expect; /* the message must contain this */
 	int level;       /* the lowest HAKMEM_CHECK level that catches it */
@@ -63,6 +64,16 @@ static void *freed_block(size_t size)
 
 static void *free_in_thread(void *p)
 {
+	free(p);
+	return NULL;
+}
+
+/* The same by a thread that has a heap already (it allocated first), so
+ * that its free takes the remote path that a heapless thread does not. */
+static void *free_in_busy_thread(void *p)
+{
+	void *volatile q = malloc(24);
+	free(q);
 	free(p);
 	return NULL;
 }
@@ -251,9 +262,12 @@ static void bad_child(void *varg)
 			(void)q;
 		}
 		break;
-	case 4: { /* freed by another thread: a remote free */
+	case 4: /* freed by another thread: a remote free */
+	case 6: {
 		pthread_t t;
-		TU_CHECK(pthread_create(&t, NULL, free_in_thread, p) == 0);
+		TU_CHECK(pthread_create(&t, NULL,
+					ca->c->use_realloc == 4 ? free_in_thread : free_in_busy_thread,
+					p) == 0);
 		pthread_join(t, NULL);
 		break;
 	}
@@ -309,6 +323,9 @@ static const struct bad_case cases[] = {
 	{ "heap overflow found by hak_free", overflowed, 200, 2, "free(): heap overflow", 2 },
 	{ "heap overflow found by a remote free", overflowed, 5000, 4, "free(): heap overflow", 2 },
 	{ "double free by another thread", freed_block, 640, 4, "free(): double free", 1 },
+	{ "double free by another thread with a heap", freed_block, 640, 6, "free(): double free", 1 },
+	{ "double free after a remote free, by a thread with a heap", remote_freed_block, 256, 6,
+	  "free(): double free", 1 },
 	{ "free of a stack address", stack_ptr, 0, 0,
 	  "free(): pointer not allocated by hakmem", 0 },
 	{ "free of static data", static_ptr, 32, 0, "free(): pointer not allocated by hakmem", 0 },
@@ -325,6 +342,10 @@ static const struct bad_case cases[] = {
 	{ "free of an interior pointer +1", interior_ptr, 1, 0,
 	  "free(): invalid pointer (not the start of a block)", 1 },
 	{ "free of an interior pointer +512", interior_ptr, 512, 0,
+	  "free(): invalid pointer (not the start of a block)", 1 },
+	{ "free of an interior pointer by another thread +16", interior_ptr, 16, 6,
+	  "free(): invalid pointer (not the start of a block)", 1 },
+	{ "free of an interior pointer by another thread +1", interior_ptr, 1, 6,
 	  "free(): invalid pointer (not the start of a block)", 1 },
 	{ "free of an interior pointer of a large block +4096", interior_ptr, 4096, 0,
 	  "free(): invalid pointer (not the start of a block)", 1 },

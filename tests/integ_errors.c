@@ -364,7 +364,12 @@ static void oom_child(void *varg)
 	size_t n = 0, bytes = 0, sz;
 	struct rlimit lim;
 
-	lim.rlim_cur = lim.rlim_max = vm_size_bytes() + ((size_t)96 << 20);
+	/* memory the parent's earlier cases freed may still be mapped, and
+	 * be unmapped by a purge during the loop below (sooner on a loaded
+	 * machine): that would widen the limit's margin past MAXP blocks */
+	hak_malloc_trim(0);
+	size_t vm_start = vm_size_bytes();
+	lim.rlim_cur = lim.rlim_max = vm_start + ((size_t)96 << 20);
 	TU_CHECK(setrlimit(RLIMIT_AS, &lim) == 0);
 	for (;;) {
 		sz = o->min + (n * 7919) % (o->max - o->min + 1);
@@ -377,7 +382,9 @@ static void oom_child(void *varg)
 		}
 		TU_CHECK(errno == SENTINEL);
 		memset(p, 0x3c, sz < 4096 ? sz : 4096);
-		TU_CHECK(n < MAXP, "no ENOMEM after %zu allocations", n);
+		TU_CHECK(n < MAXP, "no ENOMEM after %zu allocations (%zu bytes; address space %zu "
+			 "bytes at the start, %zu now, limit %zu)", n, bytes, vm_start,
+			 vm_size_bytes(), (size_t)lim.rlim_cur);
 		ptrs[n++] = p;
 		bytes += sz;
 	}

@@ -71,14 +71,20 @@ static void *free_then_alloc(void *arg)
 	int reused = 0;
 	for (int i = 0; i < NBLOCKS; i++)
 		reused += in_old_pages(again[i]);
-	printf("exited: adoptions +%llu, pages from OS +%llu, pages reused +%llu, "
-	       "blocks in the exited thread's pages %d/%d\n",
+	printf("exited: adoptions +%llu, remote frees +%llu, pages from OS +%llu, "
+	       "pages reused +%llu, blocks in the exited thread's pages %d/%d\n",
 	       (unsigned long long)(after.adoptions - before.adoptions),
+	       (unsigned long long)(after.remote_frees - before.remote_frees),
 	       (unsigned long long)(after.pages_from_os - before.pages_from_os),
 	       (unsigned long long)(after.pages_reused - before.pages_reused), reused, NBLOCKS);
 	fflush(stdout);
 	TU_CHECK(after.adoptions - before.adoptions >= NBLOCKS / 16 / 2,
 		 "the exited thread's pages were not adopted");
+	/* a free into a page of the exited thread claims it: the frees that
+	 * follow there are local, not remote pushes */
+	TU_CHECK(after.remote_frees - before.remote_frees <= NBLOCKS / 16 / 4,
+		 "%llu of the %d frees into the exited thread's pages were remote",
+		 (unsigned long long)(after.remote_frees - before.remote_frees), NBLOCKS);
 	/* a page or two may go to the thread's own first small allocations */
 	TU_CHECK(after.pages_from_os - before.pages_from_os <= 2,
 		 "%llu new pages came from the OS although the old ones were free",

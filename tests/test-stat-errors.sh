@@ -108,6 +108,31 @@ plant "$TMP/real" "b[56:72] = b'x' * 16; $PIDPATCH"
 expect_error "unterminated command name" 1 "unterminated" "$HELPER"
 plant "$TMP/real" "struct.pack_into('<I', b, 52, 0); $PIDPATCH"
 expect_error "ready flag not set" 1 "not ready" "$HELPER"
+# A command name of any bytes (a quote, a backslash, bytes above 0x7f that
+# are not UTF-8) still gives valid JSON, each byte standing for the code
+# point of its value: sleep under that name, with hakmem preloaded.
+if [ -n "${HAKMEM_TEST_LIB:-}" ] && [ -x /bin/sleep ]; then
+	ODD=$TMP/$(printf 'q"x\\\377\303z')
+	cp /bin/sleep "$ODD"
+	LD_PRELOAD=$HAKMEM_TEST_LIB "$ODD" 20 &
+	ODD_PID=$!
+	HELPERS="$HELPERS $ODD_PID"
+	i=0
+	while [ ! -e "$SHM/hakmem.$ODD_PID" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	if "$STAT" --json "$ODD_PID" >"$TMP/out" 2>"$TMP/err" &&
+		"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["comm"] == "q\"x\\\xff\xc3z", repr(d["comm"])
+' "$TMP/out" 2>"$TMP/err"; then
+		pass "a command name of any bytes: valid JSON, every byte kept"
+	else
+		fail "a command name of any bytes: $(cat "$TMP/err" "$TMP/out")"
+	fi
+	kill "$ODD_PID" 2>/dev/null
+else
+	fail "HAKMEM_TEST_LIB is not set: the command-name case cannot run"
+fi
 plant "$TMP/real" ""
 expect_error "segment of another pid" 1 "written by pid $CHILD_PID, not $HELPER" "$HELPER"
 plant "$TMP/real" "$PIDPATCH"

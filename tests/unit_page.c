@@ -126,6 +126,32 @@ START_TEST(geometry)
 }
 END_TEST
 
+/* Descriptors are coloured: page i of 8 arenas in a row (any 4 MiB-aligned
+ * addresses; nothing is read) has its descriptor at 8 different offsets,
+ * 8 KiB apart, so that a free's descriptor read does not always land in
+ * the same few cache sets; every one lies in the arena's first page, apart
+ * from the others and from the arena's header. */
+START_TEST(descriptor_colours)
+{
+	const uintptr_t base = (uintptr_t)1 << 40;
+	for (unsigned i = 1; i < HAK_ARENA_PAGES; i++) {
+		uintptr_t seen = 0;
+		for (unsigned k = 0; k < HAK_ARENA_COLOURS; k++) {
+			uintptr_t a = base + (uintptr_t)k * HAK_ARENA_SIZE;
+			char *page = (char *)a + (size_t)i * HAK_PAGE_SIZE;
+			uintptr_t d = (uintptr_t)hak__page_of(page + 12345 % HAK_PAGE_SIZE);
+			ck_assert_uint_ge(d, a + sizeof(struct hak_arena));
+			ck_assert_uint_le(d + sizeof(struct hak_page), a + HAK_PAGE_SIZE);
+			ck_assert_ptr_eq(hak__page_start((struct hak_page *)d), page);
+			ck_assert_ptr_eq(hak__arena_page((struct hak_arena *)a, i), (void *)d);
+			unsigned colour = (unsigned)((d - a) / (HAK_ARENA_PAGES * sizeof(struct hak_page)));
+			ck_assert_msg(!(seen & (1u << colour)), "arenas share descriptor colour %u", colour);
+			seen |= 1u << colour;
+		}
+	}
+}
+END_TEST
+
 START_TEST(carving)
 {
 	static struct hak_block *blk[MAX_BLOCKS];
@@ -379,6 +405,7 @@ int main(int argc, char **argv)
 	TCase *tc = tu_add_tcase(s, "core", TIMEOUT_S);
 	tcase_add_test(tc, geometry);
 	tcase_add_test(tc, carving);
+	tcase_add_test(tc, descriptor_colours);
 	tcase_add_test(tc, remote_push_and_drain);
 	tcase_add_test(tc, block_start_every_offset);
 	tcase_add_test_raise_signal(tc, double_free_after_remote_push_aborts, SIGABRT);

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -237,15 +239,19 @@ void probe_counters(struct alloc_counters *c);
 long probe_peak_rss_kb(void);
 const char *probe_allocator_name(void); /* from LD_PRELOAD, or "default" */
 
-/* json.c: a writer and a reader of flat JSON objects. */
-void json_begin(FILE *f);
-void json_str(FILE *f, const char *key, const char *val); /* NULL -> null */
-void json_u64(FILE *f, const char *key, uint64_t v);
-void json_num(FILE *f, const char *key, double v);
-void json_int(FILE *f, const char *key, long v);
-void json_null(FILE *f, const char *key);
-void json_end(FILE *f);
-void json_value_str(FILE *f, const char *s); /* a quoted, escaped string */
+/* json.c: JSON through jansson.  jw_ calls set a key of object o (a NULL
+ * string and a number that is not finite become null); jw_dump writes v and
+ * a newline, and releases v. */
+json_t *jw_object(void);
+json_t *jw_array(void);
+void jw_str(json_t *o, const char *key, const char *val);
+void jw_u64(json_t *o, const char *key, uint64_t v);
+void jw_num(json_t *o, const char *key, double v);
+void jw_int(json_t *o, const char *key, long v);
+void jw_null(json_t *o, const char *key);
+void jw_set(json_t *o, const char *key, json_t *v); /* takes v */
+void jw_append(json_t *arr, json_t *v);            /* takes v */
+int jw_dump(FILE *f, json_t *v);
 struct json_kv {
 	char key[64];
 	bool is_null, is_str;
@@ -259,6 +265,7 @@ const struct json_kv *json_find(const struct json_kv *kv, size_t n, const char *
 /* report.c: printing. */
 void report_run_text(FILE *f, const struct run_record *r);
 void report_run_json(FILE *f, const struct run_record *r);
+json_t *report_run_object(const struct run_record *r);
 int report_record_from_json(const char *text, struct run_record *r);
 struct alloc_summary {
 	const char *name;

@@ -131,15 +131,15 @@ void report_run_text(FILE *f, const struct run_record *r)
 	}
 }
 
-static void json_counter(FILE *f, const char *key, bool present, uint64_t v)
+static void json_counter(json_t *o, const char *key, bool present, uint64_t v)
 {
 	if (present)
-		json_u64(f, key, v);
+		jw_u64(o, key, v);
 	else
-		json_null(f, key);
+		jw_null(o, key);
 }
 
-static void json_lat(FILE *f, const char *prefix, bool has, const struct lat_summary *l)
+static void json_lat(json_t *o, const char *prefix, bool has, const struct lat_summary *l)
 {
 	static const char *const names[] = { "p50_ns", "p99_ns", "p999_ns", "max_ns" };
 	const double vals[] = { l->p50, l->p99, l->p999, l->max };
@@ -147,68 +147,73 @@ static void json_lat(FILE *f, const char *prefix, bool has, const struct lat_sum
 	for (size_t i = 0; i < 4; i++) {
 		snprintf(key, sizeof key, "%s_%s", prefix, names[i]);
 		if (has && l->count)
-			json_num(f, key, vals[i]);
+			jw_num(o, key, vals[i]);
 		else
-			json_null(f, key);
+			jw_null(o, key);
 	}
 	snprintf(key, sizeof key, "%s_samples", prefix);
 	if (has)
-		json_u64(f, key, l->count);
+		jw_u64(o, key, l->count);
 	else
-		json_null(f, key);
+		jw_null(o, key);
 }
 
-void report_run_json(FILE *f, const struct run_record *r)
+json_t *report_run_object(const struct run_record *r)
 {
 	const struct wl_cfg *c = &r->cfg;
 	const struct wl_result *s = &r->res;
 	const struct alloc_counters *k = &s->ctr;
 
-	json_begin(f);
-	json_str(f, "workload", workload_name(c->workload));
-	json_str(f, "allocator", r->allocator);
-	json_u64(f, "threads", c->threads);
-	json_u64(f, "chunks", c->chunks);
-	json_u64(f, "rounds", c->rounds);
-	json_u64(f, "min", c->min);
-	json_u64(f, "max", c->max);
-	json_num(f, "seconds", c->seconds);
-	json_u64(f, "seed", c->seed);
-	json_int(f, "check", c->check ? 1 : 0);
-	json_str(f, "calls", calls_name(c->calls));
-	json_u64(f, "size", c->size);
-	json_u64(f, "writes", c->writes);
-	json_str(f, "mode", fs_mode_name(c->mode));
-	json_u64(f, "live", c->live);
-	json_str(f, "fill", fill_name(c->fill));
-	json_str(f, "strategy", r->strategy[0] ? r->strategy : NULL);
+	json_t *o = jw_object();
+	jw_str(o, "workload", workload_name(c->workload));
+	jw_str(o, "allocator", r->allocator);
+	jw_u64(o, "threads", c->threads);
+	jw_u64(o, "chunks", c->chunks);
+	jw_u64(o, "rounds", c->rounds);
+	jw_u64(o, "min", c->min);
+	jw_u64(o, "max", c->max);
+	jw_num(o, "seconds", c->seconds);
+	jw_u64(o, "seed", c->seed);
+	jw_int(o, "check", c->check ? 1 : 0);
+	jw_str(o, "calls", calls_name(c->calls));
+	jw_u64(o, "size", c->size);
+	jw_u64(o, "writes", c->writes);
+	jw_str(o, "mode", fs_mode_name(c->mode));
+	jw_u64(o, "live", c->live);
+	jw_str(o, "fill", fill_name(c->fill));
+	jw_str(o, "strategy", r->strategy[0] ? r->strategy : NULL);
 	if (r->period >= 0)
-		json_int(f, "period", r->period);
+		jw_int(o, "period", r->period);
 	else
-		json_null(f, "period");
-	json_u64(f, "ops", s->ops);
-	json_num(f, "elapsed_sec", s->elapsed);
-	json_num(f, "ops_per_sec", s->ops_per_sec);
-	json_u64(f, "threads_created", s->threads_created);
-	json_u64(f, "warmup_ops", s->warmup_ops);
+		jw_null(o, "period");
+	jw_u64(o, "ops", s->ops);
+	jw_num(o, "elapsed_sec", s->elapsed);
+	jw_num(o, "ops_per_sec", s->ops_per_sec);
+	jw_u64(o, "threads_created", s->threads_created);
+	jw_u64(o, "warmup_ops", s->warmup_ops);
 	if (s->peak_rss_kb >= 0)
-		json_int(f, "peak_rss_kb", s->peak_rss_kb);
+		jw_int(o, "peak_rss_kb", s->peak_rss_kb);
 	else
-		json_null(f, "peak_rss_kb");
+		jw_null(o, "peak_rss_kb");
 	if (k->present)
-		json_num(f, "page_reuse_pct", k->page_reuse_pct);
+		jw_num(o, "page_reuse_pct", k->page_reuse_pct);
 	else
-		json_null(f, "page_reuse_pct");
-	json_counter(f, "pages_from_os", k->present, k->pages_from_os);
-	json_counter(f, "pages_reused", k->present, k->pages_reused);
-	json_counter(f, "pending_enqueued", k->present, k->pending_enqueued);
-	json_counter(f, "pending_drained", k->present, k->pending_drained);
-	json_counter(f, "adoptions", k->present, k->adoptions);
-	json_counter(f, "lease_refusals", k->present, k->lease_refusals);
-	json_counter(f, "remote_frees", k->present, k->remote_frees);
-	json_lat(f, "malloc", s->has_latency, &s->lat_malloc);
-	json_lat(f, "free", s->has_latency, &s->lat_free);
-	json_end(f);
+		jw_null(o, "page_reuse_pct");
+	json_counter(o, "pages_from_os", k->present, k->pages_from_os);
+	json_counter(o, "pages_reused", k->present, k->pages_reused);
+	json_counter(o, "pending_enqueued", k->present, k->pending_enqueued);
+	json_counter(o, "pending_drained", k->present, k->pending_drained);
+	json_counter(o, "adoptions", k->present, k->adoptions);
+	json_counter(o, "lease_refusals", k->present, k->lease_refusals);
+	json_counter(o, "remote_frees", k->present, k->remote_frees);
+	json_lat(o, "malloc", s->has_latency, &s->lat_malloc);
+	json_lat(o, "free", s->has_latency, &s->lat_free);
+	return o;
+}
+
+void report_run_json(FILE *f, const struct run_record *r)
+{
+	jw_dump(f, report_run_object(r));
 }
 
 /* Reading a child's object back ----------------------------------------- */
@@ -350,35 +355,33 @@ void report_compare_json(FILE *f, const struct alloc_summary *s, size_t n,
 			 const struct run_record *runs, const char *const *run_alloc, size_t nruns,
 			 const char *baseline)
 {
-	fputs("{\"baseline\": ", f);
-	json_value_str(f, baseline);
-	fputs(", \"allocators\": [", f);
+	json_t *root = jw_object(), *allocs = jw_array(), *recs = jw_array();
+	jw_str(root, "baseline", baseline);
 	for (size_t i = 0; i < n; i++) {
 		const struct alloc_summary *a = &s[i];
-		fputs(i ? ", " : "", f);
-		json_begin(f);
-		json_str(f, "allocator", a->name);
-		json_u64(f, "runs", a->runs);
-		json_u64(f, "failed", a->failed);
+		json_t *o = jw_object();
+		jw_str(o, "allocator", a->name);
+		jw_u64(o, "runs", a->runs);
+		jw_u64(o, "failed", a->failed);
 		if (a->median_run) {
-			json_num(f, "median_ops_per_sec", a->median);
-			json_num(f, "min_ops_per_sec", a->min);
-			json_num(f, "max_ops_per_sec", a->max);
-			json_num(f, "ratio", a->ratio);
+			jw_num(o, "median_ops_per_sec", a->median);
+			jw_num(o, "min_ops_per_sec", a->min);
+			jw_num(o, "max_ops_per_sec", a->max);
+			jw_num(o, "ratio", a->ratio);
 		} else {
-			json_null(f, "median_ops_per_sec");
-			json_null(f, "min_ops_per_sec");
-			json_null(f, "max_ops_per_sec");
-			json_null(f, "ratio");
+			jw_null(o, "median_ops_per_sec");
+			jw_null(o, "min_ops_per_sec");
+			jw_null(o, "max_ops_per_sec");
+			jw_null(o, "ratio");
 		}
-		json_end(f);
+		jw_append(allocs, o);
 	}
-	fputs("], \"runs\": [", f);
 	for (size_t i = 0; i < nruns; i++) {
-		fputs(i ? ", " : "", f);
 		struct run_record r = runs[i];
 		snprintf(r.allocator, sizeof r.allocator, "%s", run_alloc[i]);
-		report_run_json(f, &r);
+		jw_append(recs, report_run_object(&r));
 	}
-	fputs("]}\n", f);
+	jw_set(root, "allocators", allocs);
+	jw_set(root, "runs", recs);
+	jw_dump(f, root);
 }

@@ -318,12 +318,12 @@ static int write_csv(struct suite *su, const char *file)
 	return 0;
 }
 
-static void json_ratio(FILE *f, const char *key, double v)
+static void json_ratio(json_t *o, const char *key, double v)
 {
 	if (isfinite(v))
-		json_num(f, key, v);
+		jw_num(o, key, v);
 	else
-		json_null(f, key);
+		jw_null(o, key);
 }
 
 static int write_json(struct suite *su, const char *file)
@@ -333,37 +333,38 @@ static int write_json(struct suite *su, const char *file)
 		opt_error("--json: cannot write %s: %m", file);
 		return -1;
 	}
-	fputs("{\"baseline\": ", f);
-	json_value_str(f, su->allocs[su->base].name);
-	fprintf(f, ", \"runs\": %u, \"seconds\": %g, \"cells\": [", su->runs, su->seconds);
-	bool first = true;
+	json_t *root = jw_object(), *cells = jw_array(), *geo = jw_array();
+	jw_str(root, "baseline", su->allocs[su->base].name);
+	jw_u64(root, "runs", su->runs);
+	jw_num(root, "seconds", su->seconds);
 	for (size_t w = 0; w < su->nwl; w++)
 		for (size_t a = 0; a < su->nalloc; a++) {
 			const struct cell *c = cell_at(su, w, a);
-			fputs(first ? "" : ", ", f);
-			first = false;
-			json_begin(f);
-			json_str(f, "workload", workload_name(su->wl[w]));
-			json_str(f, "allocator", su->allocs[a].name);
-			json_u64(f, "ok", c->ok);
-			json_ratio(f, "ops_per_sec", c->ok ? c->ops_med : NAN);
-			json_ratio(f, "ops_ratio", c->ops_ratio);
-			json_ratio(f, "peak_rss_kb", c->ok ? c->rss_med : NAN);
-			json_ratio(f, "rss_ratio", c->rss_ratio);
-			json_end(f);
+			json_t *o = jw_object();
+			jw_str(o, "workload", workload_name(su->wl[w]));
+			jw_str(o, "allocator", su->allocs[a].name);
+			jw_u64(o, "ok", c->ok);
+			json_ratio(o, "ops_per_sec", c->ok ? c->ops_med : NAN);
+			json_ratio(o, "ops_ratio", c->ops_ratio);
+			json_ratio(o, "peak_rss_kb", c->ok ? c->rss_med : NAN);
+			json_ratio(o, "rss_ratio", c->rss_ratio);
+			jw_append(cells, o);
 		}
-	fputs("], \"geomean\": [", f);
 	for (size_t a = 0; a < su->nalloc; a++) {
 		size_t u1, u2;
-		fputs(a ? ", " : "", f);
-		json_begin(f);
-		json_str(f, "allocator", su->allocs[a].name);
-		json_ratio(f, "ops_ratio", geomean(su, a, false, &u1));
-		json_ratio(f, "rss_ratio", geomean(su, a, true, &u2));
-		json_u64(f, "workloads", u1);
-		json_end(f);
+		json_t *o = jw_object();
+		jw_str(o, "allocator", su->allocs[a].name);
+		json_ratio(o, "ops_ratio", geomean(su, a, false, &u1));
+		json_ratio(o, "rss_ratio", geomean(su, a, true, &u2));
+		jw_u64(o, "workloads", u1);
+		jw_append(geo, o);
 	}
-	fputs("]}\n", f);
+	jw_set(root, "cells", cells);
+	jw_set(root, "geomean", geo);
+	if (jw_dump(f, root) != 0) {
+		fclose(f);
+		return -1;
+	}
 	if (fclose(f) != 0) {
 		opt_error("--json: cannot write %s: %m", file);
 		return -1;

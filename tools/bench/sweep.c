@@ -430,26 +430,26 @@ static void write_csv(const struct sweep *sw, FILE *f)
 
 static void write_json(const struct sweep *sw, FILE *f)
 {
-	fputs("[\n", f);
+	json_t *arr = jw_array();
 	for (size_t i = 0; i < sw->npts; i++) {
 		const struct sweep_point *pt = &sw->pts[i];
 		const struct wl_result *r = &pt->rec.res;
 		bool c = pt->ok && r->ctr.present;
-		json_begin(f);
-		json_str(f, "strategy", pt->strategy);
+		json_t *o = jw_object();
+		jw_str(o, "strategy", pt->strategy);
 		if (pt->period >= 0)
-			json_int(f, "period", pt->period);
+			jw_int(o, "period", pt->period);
 		else
-			json_null(f, "period");
-		json_u64(f, "threads", pt->threads);
+			jw_null(o, "period");
+		jw_u64(o, "threads", pt->threads);
 		if (pt->ok)
-			json_num(f, "ops_per_sec", r->ops_per_sec);
+			jw_num(o, "ops_per_sec", r->ops_per_sec);
 		else
-			json_null(f, "ops_per_sec");
+			jw_null(o, "ops_per_sec");
 		if (c)
-			json_num(f, "page_reuse_pct", r->ctr.page_reuse_pct);
+			jw_num(o, "page_reuse_pct", r->ctr.page_reuse_pct);
 		else
-			json_null(f, "page_reuse_pct");
+			jw_null(o, "page_reuse_pct");
 		const char *keys[] = { "pending_enqueued", "pending_drained", "adoptions",
 				       "lease_refusals", "remote_frees", "pages_from_os",
 				       "pages_reused" };
@@ -459,21 +459,20 @@ static void write_json(const struct sweep *sw, FILE *f)
 					  r->ctr.pages_reused };
 		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
 			if (c)
-				json_u64(f, keys[k], vals[k]);
+				jw_u64(o, keys[k], vals[k]);
 			else
-				json_null(f, keys[k]);
+				jw_null(o, keys[k]);
 		}
 		if (pt->ok && r->peak_rss_kb >= 0)
-			json_int(f, "peak_rss_kb", r->peak_rss_kb);
+			jw_int(o, "peak_rss_kb", r->peak_rss_kb);
 		else
-			json_null(f, "peak_rss_kb");
+			jw_null(o, "peak_rss_kb");
 		for (size_t k = 0; k < sw->ntun; k++)
-			json_str(f, sw->tun[k].name, pt->values[k]);
-		json_str(f, "error", pt->ok ? NULL : pt->error);
-		json_end(f);
-		fputs(i + 1 < sw->npts ? ",\n" : "\n", f);
+			jw_str(o, sw->tun[k].name, pt->values[k]);
+		jw_str(o, "error", pt->ok ? NULL : pt->error);
+		jw_append(arr, o);
 	}
-	fputs("]\n", f);
+	jw_dump(f, arr);
 }
 
 static int write_file(const char *path, void (*fn)(const struct sweep *, FILE *),

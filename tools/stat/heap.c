@@ -7,7 +7,8 @@
  * The table comes from the same validated snapshot as the counters, and is
  * validated on its own before any of it is used: its geometry, and every
  * entry (flags, depth, hash of its frames, live figures not above the
- * totals); a damaged or hostile table is one error line.
+ * totals); a damaged or hostile table is one error line.  JSON goes
+ * through jansson, as the rest of the tool's does (json.c).
  */
 #include "config.h"
 #include "stat.h"
@@ -25,7 +26,6 @@
 #define FRAME_TEXT 512
 #define VALIDATE_TRIES 3
 #define VALIDATE_WAIT_NS 10000000L /* 10 ms */
-#define JSON_CAP 16384 /* flushed after every frame: one frame fits with room */
 
 struct site {
 	unsigned entry;       /* index in the table: stable for the process's life */
@@ -297,99 +297,74 @@ static void print_text(const struct hak_seg_header *snap, Dwfl *d, const struct 
 	}
 }
 
-static void json_frame(struct hak_sbuf *b, const struct frame_info *f)
+static json_t *json_frame(const struct frame_info *f)
 {
-	char num[64];
-	snprintf(num, sizeof num, "{\"addr\":\"0x%" PRIx64 "\",\"module\":", f->addr);
-	hak__sb_str(b, num);
-	hak__sb_json_str(b, f->module, sizeof f->module);
-	hak__sb_str(b, ",\"function\":");
-	hak__sb_json_str(b, f->function, sizeof f->function);
-	hak__sb_str(b, ",\"offset\":");
-	hak__sb_u64(b, f->offset);
-	hak__sb_str(b, ",\"file\":");
-	hak__sb_json_str(b, f->file, sizeof f->file);
-	hak__sb_str(b, ",\"line\":");
-	hak__sb_u64(b, (uint64_t)(f->line > 0 ? f->line : 0));
-	hak__sb_str(b, "}");
+	char addr[24];
+	snprintf(addr, sizeof addr, "0x%" PRIx64, f->addr);
+	json_t *o = json_object();
+	json_object_set_new(o, "addr", json_string(addr));
+	json_object_set_new(o, "module", json_from_bytes(f->module, sizeof f->module));
+	json_object_set_new(o, "function", json_from_bytes(f->function, sizeof f->function));
+	json_object_set_new(o, "offset", json_integer((json_int_t)f->offset));
+	json_object_set_new(o, "file", json_from_bytes(f->file, sizeof f->file));
+	json_object_set_new(o, "line", json_integer(f->line > 0 ? f->line : 0));
+	return o;
 }
 
-/* Write the buffer and start it again. */
-static void sb_flush(struct hak_sbuf *b)
+static void put_u64(json_t *o, const char *key, uint64_t v)
 {
-	fwrite(b->p, 1, b->len, stdout);
-	b->len = 0;
-	b->p[0] = 0;
+	json_object_set_new(o, key, json_integer((json_int_t)v));
 }
 
-static void print_json(const struct hak_seg_header *snap, Dwfl *d, const struct site *v,
-		       size_t n, const struct stat_opts *o, double seconds)
+/* One JSON object (one line); -1 if it could not be written. */
+static int print_json(const struct hak_seg_header *snap, Dwfl *d, const struct site *v,
+		      size_t n, const struct stat_opts *o, double seconds)
 {
-	static char buf[JSON_CAP];
-	struct hak_sbuf b = {.p = buf, .len = 0, .cap = sizeof buf};
 	const struct hak_seg_prof *t = &snap->prof;
 	uint64_t live = 0;
 	for (size_t i = 0; i < n; i++)
 		live += v[i].live_est;
-	hak__sb_str(&b, "{\"pid\":");
-	hak__sb_i64(&b, snap->pid);
-	hak__sb_str(&b, ",\"comm\":");
-	hak__sb_json_str(&b, snap->comm, sizeof snap->comm);
-	hak__sb_str(&b, ",\"time_ns\":");
-	hak__sb_u64(&b, now_realtime_ns());
-	hak__sb_str(&b, ",\"sample_bytes\":");
-	hak__sb_u64(&b, t->sample_bytes);
-	hak__sb_str(&b, ",\"samples\":");
-	hak__sb_u64(&b, t->samples);
-	hak__sb_str(&b, ",\"dropped\":");
-	hak__sb_u64(&b, t->dropped);
-	hak__sb_str(&b, ",\"stacks\":");
-	hak__sb_u64(&b, n);
-	hak__sb_str(&b, ",\"live_bytes\":");
-	hak__sb_u64(&b, live);
-	hak__sb_str(&b, ",\"sites\":[");
-	bool first = true;
+	json_t *root = json_object();
+	json_object_set_new(root, "pid", json_integer(snap->pid));
+	json_object_set_new(root, "comm", json_from_bytes(snap->comm, sizeof snap->comm));
+	put_u64(root, "time_ns", now_realtime_ns());
+	put_u64(root, "sample_bytes", t->sample_bytes);
+	put_u64(root, "samples", t->samples);
+	put_u64(root, "dropped", t->dropped);
+	put_u64(root, "stacks", n);
+	put_u64(root, "live_bytes", live);
+	json_t *sites_j = json_array();
 	for (size_t i = 0; i < n; i++) {
 		const struct site *s = &v[i];
 		if (!shown(o, s, i))
 			continue;
-		hak__sb_str(&b, first ? "{" : ",{");
-		first = false;
-		hak__sb_str(&b, "\"live_bytes\":");
-		hak__sb_u64(&b, s->live_est);
-		hak__sb_str(&b, ",\"live_blocks\":");
-		hak__sb_u64(&b, est_blocks(s));
-		hak__sb_str(&b, ",\"live_samples\":");
-		hak__sb_u64(&b, s->live_count);
-		hak__sb_str(&b, ",\"live_sampled_bytes\":");
-		hak__sb_u64(&b, s->live_bytes);
-		hak__sb_str(&b, ",\"alloc_bytes\":");
-		hak__sb_u64(&b, s->total_est);
-		hak__sb_str(&b, ",\"alloc_samples\":");
-		hak__sb_u64(&b, s->total_count);
+		json_t *j = json_object();
+		put_u64(j, "live_bytes", s->live_est);
+		put_u64(j, "live_blocks", est_blocks(s));
+		put_u64(j, "live_samples", s->live_count);
+		put_u64(j, "live_sampled_bytes", s->live_bytes);
+		put_u64(j, "alloc_bytes", s->total_est);
+		put_u64(j, "alloc_samples", s->total_count);
 		if (o->watch) {
-			hak__sb_str(&b, ",\"growth_bytes\":");
-			hak__sb_i64(&b, s->growth);
-			hak__sb_str(&b, ",\"growth_bytes_per_s\":");
-			hak__sb_i64(&b, seconds > 0 ? (int64_t)((double)s->growth / seconds) : 0);
-			hak__sb_str(&b, s->growth > 0 ? ",\"growing\":true" : ",\"growing\":false");
-			hak__sb_str(&b, ",\"streak\":");
-			hak__sb_u64(&b, s->streak);
+			json_object_set_new(j, "growth_bytes", json_integer(s->growth));
+			json_object_set_new(j, "growth_bytes_per_s",
+					    json_integer(seconds > 0 ? (json_int_t)((double)s->growth /
+										   seconds)
+								     : 0));
+			json_object_set_new(j, "growing", json_boolean(s->growth > 0));
+			put_u64(j, "streak", s->streak);
 		}
-		hak__sb_str(&b, ",\"frames\":[");
-		sb_flush(&b);
+		json_t *frames = json_array();
 		for (unsigned k = 0; k < s->st->depth; k++) {
 			struct frame_info f;
 			symbolise(d, s->st->frames[k], &f);
-			if (k)
-				hak__sb_str(&b, ",");
-			json_frame(&b, &f);
-			sb_flush(&b); /* one frame at most per buffer */
+			json_array_append_new(frames, json_frame(&f));
 		}
-		hak__sb_str(&b, "]}");
+		json_object_set_new(j, "frames", frames);
+		json_array_append_new(sites_j, j);
 	}
-	hak__sb_str(&b, "]}\n");
-	sb_flush(&b);
+	json_object_set_new(root, "sites", sites_j);
+	return json_print(root);
 }
 
 static void print_folded(Dwfl *d, const struct site *v, size_t n, const struct stat_opts *o)
@@ -471,14 +446,17 @@ static int heap_once(const struct stat_opts *o, bool have_prev, double seconds,
 		else
 			printf("--- %s\n", when);
 	}
+	int out = 0;
 	if (o->folded)
 		print_folded(d, sites, n, o);
 	else if (o->json)
-		print_json(&snap, d, sites, n, o, seconds);
+		out = print_json(&snap, d, sites, n, o, seconds);
 	else
 		print_text(&snap, d, sites, n, o, seconds);
 	if (d)
 		dwfl_end(d);
+	if (out != 0)
+		return EXIT_TROUBLE;
 	memset(prev_live, 0, sizeof prev_live);
 	memset(prev_streak, 0, sizeof prev_streak);
 	for (size_t i = 0; i < n; i++) {

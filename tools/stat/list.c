@@ -59,9 +59,8 @@ int list_run(bool json)
 	}
 	struct tally t = {0};
 	char msg[512];
-	if (json)
-		fputs("{\"processes\":[", stdout);
-	else
+	json_t *procs = json ? json_array() : NULL;
+	if (!json)
 		printf("%8s  %-16s %14s %12s %8s %9s\n", "pid", "command", "bytes_in_use", "",
 		       "threads", "age");
 	struct dirent *e;
@@ -92,12 +91,13 @@ int list_run(bool json)
 		char comm[sizeof s.comm + 2];
 		struct hak_sbuf b = {.p = comm, .len = 0, .cap = sizeof comm};
 		if (json) {
-			hak__sb_json_str(&b, s.comm, sizeof s.comm);
-			printf("%s{\"pid\":%ld,\"comm\":%s,\"bytes_in_use\":%llu,\"threads\":%llu,"
-			       "\"age_s\":%llu}",
-			       t.live ? "," : "", (long)pid, comm,
-			       (unsigned long long)s.bytes_in_use, (unsigned long long)s.threads,
-			       (unsigned long long)age);
+			json_t *p = json_object();
+			json_object_set_new(p, "pid", json_integer(pid));
+			json_object_set_new(p, "comm", json_from_bytes(s.comm, sizeof s.comm));
+			json_object_set_new(p, "bytes_in_use", json_integer((json_int_t)s.bytes_in_use));
+			json_object_set_new(p, "threads", json_integer((json_int_t)s.threads));
+			json_object_set_new(p, "age_s", json_integer((json_int_t)age));
+			json_array_append_new(procs, p);
 		} else {
 			char human[32], agetext[32];
 			struct hak_sbuf h = {.p = human, .len = 0, .cap = sizeof human};
@@ -111,9 +111,14 @@ int list_run(bool json)
 		t.live++;
 	}
 	closedir(d);
-	if (json)
-		printf("],\"stale\":%u,\"other_users\":%u,\"unreadable\":%u}\n", t.stale,
-		       t.other_user, t.bad);
+	if (json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "processes", procs);
+		json_object_set_new(o, "stale", json_integer(t.stale));
+		json_object_set_new(o, "other_users", json_integer(t.other_user));
+		json_object_set_new(o, "unreadable", json_integer(t.bad));
+		json_print(o);
+	}
 	fflush(stdout);
 	list_note(&t);
 	return 0;

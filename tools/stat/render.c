@@ -17,11 +17,12 @@ static char text[TEXT_CAP];
 
 void render_snapshot(const struct hak_statsum *s, bool json)
 {
-	size_t n = json ? hak__statfmt_json(s, text, sizeof text)
-			: hak__statfmt_text(s, text, sizeof text);
+	if (json) {
+		json_print(json_summary(s));
+		return;
+	}
+	size_t n = hak__statfmt_text(s, text, sizeof text);
 	fwrite(text, 1, n, stdout);
-	if (json)
-		putchar('\n');
 }
 
 static double per_second(uint64_t old, uint64_t cur, double seconds)
@@ -115,11 +116,7 @@ void render_watch_line(const struct hak_statsum *s, const struct rates *r)
 
 void render_watch_json(const struct hak_statsum *s, const struct rates *r)
 {
-	size_t n = hak__statfmt_json(s, text, sizeof text);
-	if (n && text[n - 1] == '}')
-		n--; /* reopen the object to add the rates */
-	fwrite(text, 1, n, stdout);
-	printf(",\"rates\":{\"seconds\":%.3f,\"allocs\":%.1f,\"frees\":%.1f,"
-	       "\"remote_frees\":%.1f,\"adoptions\":%.1f,\"pages\":%.1f}}\n",
-	       r->seconds, r->allocs, r->frees, r->remote_frees, r->adoptions, r->pages);
+	json_t *o = json_summary(s);
+	json_add_rates(o, r);
+	json_print(o);
 }

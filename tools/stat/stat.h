@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "statfmt.h"
 
 #define PROG "hakmem-stat"
@@ -90,5 +92,12 @@ int heap_run(const struct stat_opts *o);
 /* list.c */
 int list_run(bool json);
 int prune_run(const pid_t *pids, size_t n);
+
+/* json.c: JSON through jansson.  json_print writes v and a newline to
+ * stdout, and releases v. */
+json_t *json_from_bytes(const char *s, size_t max);
+json_t *json_summary(const struct hak_statsum *s);
+void json_add_rates(json_t *o, const struct rates *r);
+int json_print(json_t *v);
 
 #endif /* HAKMEM_STAT_H */
