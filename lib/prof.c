@@ -116,11 +116,12 @@ size_t hak__prof_take(struct hak_heap *h, size_t size)
 		__atomic_store_n(&h->prof_left, INT64_MAX / 2, __ATOMIC_RELAXED);
 		return 0;
 	}
-	if (h->prof_busy) { /* a malloc made while sampling: ask again after */
-		h->prof_left = 0;
+	int saved = errno;
+	if (h->prof_busy) { /* a malloc made while sampling: not sampled */
+		h->prof_left = draw_interval(h, mean);
+		errno = saved;
 		return 0;
 	}
-	int saved = errno;
 	bool armed = h->prof_armed;
 	int64_t next = draw_interval(h, mean);
 	errno = saved;
