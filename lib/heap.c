@@ -144,7 +144,11 @@ static void queue_link(uintptr_t o, struct hak_page *pg, unsigned cls)
 		pending_link(&h->pending[cls], pg);
 	} else {
 		pending_link(&h->own_q[cls], pg);
-		atomic_fetch_or_explicit(&h->own_mask, (uint64_t)1 << cls, memory_order_relaxed);
+		/* the first queued page: the background thread looks at h from
+		 * now on, in case its thread is idle (hak__heaps_reclaim_idle) */
+		if (!atomic_fetch_or_explicit(&h->own_mask, (uint64_t)1 << cls,
+					      memory_order_relaxed))
+			hak__background_kick();
 	}
 }
 
@@ -566,8 +570,9 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 			hak__heap_free_slow(h, pg, b);
 		}
 	}
-	for (unsigned i = 0; i < keep; i++)
-		h->tc[cls][i] = h->tc[cls][out + i];
+	/* the newest stay, moved down (memmove: libc's, which allocates
+	 * nothing, copies them many at a time) */
+	memmove(&h->tc[cls][0], &h->tc[cls][out], keep * sizeof h->tc[cls][0]);
 	h->tc_count[cls] = (uint16_t)keep;
 }
 
@@ -768,10 +773,13 @@ void hak__heap_drain_tick(struct hak_heap *h)
 	hak__gate_exit(g);
 }
 
+static void sweep_heap(struct hak_heap *src, unsigned budget_per_class);
+
 /* malloc_trim: give back what the calling thread keeps for itself -- its
  * cached blocks, the remote frees queued on its pages, and the pages (the
- * active ones too) that are left without a live block -- so that the purge
- * that follows finds them in the pool. */
+ * active ones too) that are left without a live block -- and the floating
+ * pages left without one, so that the purge that follows finds them in the
+ * pool. */
 void hak__heap_trim(struct hak_heap *h)
 {
 	if (h == &hak__empty_heap)
@@ -794,41 +802,184 @@ void hak__heap_trim(struct hak_heap *h)
 				own_page_refresh(h, pg);
 			}
 	}
+	/* and the queued floating pages without a live block, exited
+	 * threads' among them (see abandon_page) */
+	for (struct hak_heap *src = hak__heaps_first(); src; src = hak__heap_next(src))
+		sweep_heap(src, ~0u);
 }
 
 /* Background sweeper: drain every queued floating page; pages left with no
  * live block go back to the pool (so that they can be purged). */
-void hak__sweep_pending(void)
+
+/* Drain the floating pages queued on src's pending queues (up to budget
+ * per class); those left without a live block go to the pool. */
+static void sweep_heap(struct hak_heap *src, unsigned budget_per_class)
 {
-	for (struct hak_heap *src = hak__heaps_first(); src; src = hak__heap_next(src)) {
-		for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-			struct hak_page *list = NULL, *pg;
-			unsigned budget = hak__opt.scan_budget;
-			while (budget-- && (pg = pending_pop(&src->pending[c]))) {
-				atomic_store_explicit(&pg->pending_next, list, memory_order_relaxed);
-				list = pg;
-			}
-			while ((pg = list)) {
-				list = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
-				uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_acquire);
-				if ((o & HAK_OWNER_FLAGS) != HAK_OWNER_FLOAT ||
-				    !atomic_compare_exchange_strong_explicit(
-					    &pg->owner, &o, o | HAK_OWNER_BUSY,
-					    memory_order_acquire, memory_order_relaxed)) {
-					pending_requeue(pg, c);
-					continue;
-				}
-				hak__page_drain(pg);
-				if (pg->used == 0) {
-					pending_done(pg);
-					hak__page_release(pg);
-					continue;
-				}
-				atomic_store_explicit(&pg->owner, o, memory_order_seq_cst);
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		struct hak_page *list = NULL, *pg;
+		unsigned budget = budget_per_class;
+		while (budget-- && (pg = pending_pop(&src->pending[c]))) {
+			atomic_store_explicit(&pg->pending_next, list, memory_order_relaxed);
+			list = pg;
+		}
+		while ((pg = list)) {
+			list = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
+			uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_acquire);
+			if ((o & HAK_OWNER_FLAGS) != HAK_OWNER_FLOAT ||
+			    !atomic_compare_exchange_strong_explicit(
+				    &pg->owner, &o, o | HAK_OWNER_BUSY,
+				    memory_order_acquire, memory_order_relaxed)) {
 				pending_requeue(pg, c);
+				continue;
 			}
+			hak__page_drain(pg);
+			if (pg->used == 0) {
+				pending_done(pg);
+				hak__page_release(pg);
+				continue;
+			}
+			atomic_store_explicit(&pg->owner, o, memory_order_seq_cst);
+			pending_requeue(pg, c);
 		}
 	}
+}
+
+void hak__sweep_pending(void)
+{
+	for (struct hak_heap *src = hak__heaps_first(); src; src = hak__heap_next(src))
+		sweep_heap(src, hak__opt.scan_budget);
+}
+
+/* Idle heaps ------------------------------------------------------------------ */
+
+/* A thread that stops allocating keeps the pages it holds, and the blocks
+ * other threads free into them wait on its own queue: it would drain them,
+ * and give the pages left without a live block to the pool, at its next
+ * refill or HAK_OWN_TICK-th free.  A thread that sleeps does neither
+ * (Larson's main thread allocates every block at warm-up, then sleeps while
+ * the workers free them all: without this, that memory stays resident and
+ * unusable for the whole run, about 40% of the peak).  Only the holder may
+ * touch a held page, and nothing tells others when it is not about to; so
+ * the background thread stops every slow path for a moment (the fork gate,
+ * fork.c) and, while nobody is inside one, does that refresh on behalf of
+ * each heap that has queued pages and has not allocated since its last
+ * look.  Active pages are left alone: the malloc fast path uses them
+ * without the gate.  The fast paths touch nothing else of a heap's pages
+ * (free only pushes onto the thread cache).  The pages such a thread
+ * floated before it stopped, and that other threads then freed into, wait
+ * for a thread that needs a page of their class to adopt them; the
+ * background thread sweeps them too (that needs no stop). */
+
+/* The allocations h's thread has made, as its counters say. */
+static uint64_t heap_allocs(struct hak_heap *h)
+{
+	/* the slot from the index, not h->st: a thread taking h over writes
+	 * that pointer without a lock (to the same value) */
+	struct hak_seg_slot *st = hak__stats_slot(h->index, &h->own_stats);
+	uint64_t n = 0;
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+		n += atomic_load_explicit((_Atomic uint64_t *)&st->allocs[c],
+					  memory_order_relaxed);
+	return n;
+}
+
+/* Refresh the pages on h's own queues, but its active ones (every slow path
+ * stopped): drained, those left without a live block go to the pool.
+ * Returns how many did. */
+static size_t heap_refresh_idle(struct hak_heap *h)
+{
+	size_t released = 0;
+	uint64_t mask = atomic_exchange_explicit(&h->own_mask, 0, memory_order_acquire);
+	while (mask) {
+		unsigned c = (unsigned)__builtin_ctzll(mask);
+		mask &= mask - 1;
+		struct hak_page *pg, *putback = NULL, *active = NULL;
+		while ((pg = pending_pop(&h->own_q[c]))) {
+			if (atomic_load_explicit(&pg->owner, memory_order_acquire) != (uintptr_t)h) {
+				putback_add(&putback, pg); /* floated since */
+				continue;
+			}
+			/* (a page's class may have changed since it was queued: it
+			 * went through the pool meanwhile) */
+			if (pg == h->active[pg->class_idx]) {
+				putback_add(&active, pg); /* h drains it itself */
+				continue;
+			}
+			pending_done(pg);
+			HAK_STAT_ADD(h->st->pending_drained, 1);
+			hak__page_drain(pg);
+			released += pg->used == 0;
+			page_refile(h, pg);
+		}
+		putback_requeue(putback, c);
+		/* back on the queue, without the mask bit: the bit would keep
+		 * the background thread looking at an idle heap */
+		while ((pg = active)) {
+			active = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
+			pending_link(&h->own_q[c], pg);
+		}
+	}
+	return released;
+}
+
+static void sweep_idle(struct hak_heap *h, unsigned budget_per_class)
+{
+	_Atomic uint32_t *g = hak__gate_enter(&hak__empty_heap);
+	sweep_heap(h, budget_per_class);
+	hak__gate_exit(g);
+}
+
+/* The background thread, at most every HAK_IDLE_LOOK_NS: refresh the
+ * queued pages of the heaps whose threads have not allocated since the
+ * previous look.  Returns the pages that went back to the pool; *watch is
+ * set if a heap has queued pages and may be idle at a later look. */
+size_t hak__heaps_reclaim_idle(uint64_t now, bool *watch)
+{
+	static uint64_t last_look;
+	bool any = false;
+	*watch = false;
+	if (now - last_look < HAK_IDLE_LOOK_NS) {
+		*watch = true; /* come back when the time is up */
+		return 0;
+	}
+	last_look = now;
+	for (struct hak_heap *h = hak__heaps_first(); h; h = hak__heap_next(h)) {
+		uint64_t n = heap_allocs(h);
+		bool idle = n == h->idle_allocs;
+		h->idle_allocs = n;
+		bool floating = false; /* its floated pages with free blocks */
+		for (unsigned c = 0; c < HAK_NUM_CLASSES && !floating; c++)
+			floating = atomic_load_explicit(&h->pending[c].head, memory_order_relaxed);
+		if (!atomic_load_explicit(&h->alive, memory_order_acquire)) {
+			/* an exited thread's pages that nobody adopted since
+			 * the last look (see abandon_page) */
+			h->idle_pick = false;
+			*watch |= floating && !idle;
+			if (floating && idle)
+				sweep_idle(h, ~0u);
+			continue;
+		}
+		bool own = atomic_load_explicit(&h->own_mask, memory_order_relaxed) != 0;
+		h->idle_pick = own && idle;
+		any |= h->idle_pick;
+		*watch |= (own || floating) && !idle;
+		/* nobody who needs a page of their class may come to adopt
+		 * them: drain them here (no stop needed, see sweep_heap) */
+		if (floating && idle)
+			sweep_idle(h, hak__opt.scan_budget);
+	}
+	if (!any)
+		return 0;
+	size_t released = 0;
+	hak__gate_close();
+	/* a heap that allocated since the look, or whose thread exited, is
+	 * left alone */
+	for (struct hak_heap *h = hak__heaps_first(); h; h = hak__heap_next(h))
+		if (h->idle_pick && h->idle_allocs == heap_allocs(h) &&
+		    atomic_load_explicit(&h->alive, memory_order_acquire))
+			released += heap_refresh_idle(h);
+	hak__gate_open();
+	return released;
 }
 
 /* Thread exit --------------------------------------------------------------- */
@@ -848,18 +999,29 @@ static void fold_overflow(struct hak_heap *h)
 	}
 }
 
+/* Under adopt, a page left without a live block floats like the others
+ * (queued: it has free blocks) instead of going to the pool: the thread
+ * that takes over the exiting one's work (Larson starts a successor on the
+ * same blocks at every generation) wants pages of the same classes at
+ * once, and adopts these carved and warm, where the pool would have
+ * carved them again and, beyond its keep, purged them and faulted them
+ * back in (about 150 pages an exit on Larson 2-32 KiB).  Those nobody
+ * adopts go to the pool after a look or two of the background thread
+ * (hak__heaps_reclaim_idle), or at malloc_trim.  The other strategies
+ * never adopt a floating page of another heap: there they go to the pool
+ * at once. */
 static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 {
 	pg->next = pg->prev = NULL;
 	pg->in_list = HAK_LIST_NONE;
 	hak__page_drain(pg);
-	if (pg->used == 0) {
+	if (pg->used == 0 && (hak__opt.strategy != HAK_DRAIN_ADOPT || !hak__opt.background)) {
 		hak__page_release(pg);
 		return;
 	}
 	/* read our fields before the float: after it, another thread may
 	 * claim the page and write them */
-	bool has_free = page_has_free(pg);
+	bool has_free = page_has_free(pg), empty = pg->used == 0;
 	unsigned cls = pg->class_idx;
 	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
 			      memory_order_relaxed);
@@ -869,6 +1031,8 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
 	if (has_free || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
 		pending_enqueue((uintptr_t)h | HAK_OWNER_FLOAT, pg, cls, h->st);
+	if (empty) /* the background thread sweeps it if nobody adopts it */
+		hak__background_kick();
 }
 
 /* Give up every page h holds: empty ones to the pool, the rest float,

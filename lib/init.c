@@ -149,6 +149,9 @@ static void *background_main(void *arg)
 	uint64_t last_sweep = 0;
 	for (;;) {
 		uint32_t seq = atomic_load(&bg_seq);
+		/* outside our gate: it stops every slow path for a moment */
+		bool watch;
+		hak__heaps_reclaim_idle(hak__now_ns(), &watch);
 		uint64_t now = hak__now_ns();
 		_Atomic uint32_t *g = hak__gate_enter(&hak__empty_heap);
 		if (sweep && now - last_sweep >= sweep) {
@@ -158,11 +161,13 @@ static void *background_main(void *arg)
 		hak__pages_purge(purge_horizon(now, delay), false);
 		hak__large_purge(purge_horizon(now, delay), false);
 		hak__gate_exit(g);
-		struct timespec ts = {.tv_sec = (time_t)(tick / 1000000000u),
-				      .tv_nsec = (long)(tick % 1000000000u)};
+		uint64_t sleep = watch && tick > HAK_IDLE_LOOK_NS ? HAK_IDLE_LOOK_NS : tick;
+		struct timespec ts = {.tv_sec = (time_t)(sleep / 1000000000u),
+				      .tv_nsec = (long)(sleep % 1000000000u)};
 		/* idle until the next kick, or sleep a tick (woken early only
-		 * by hak__background_urge) */
-		bool idle = !sweep && !purge_pending();
+		 * by hak__background_urge): ticks go on while there is memory
+		 * to purge, or a heap with queued pages to look at again */
+		bool idle = !sweep && !purge_pending() && !watch;
 		atomic_store(&bg_sleeping, idle ? BG_IDLE : BG_TICK);
 		hak__futex_wait(&bg_seq, seq, idle ? NULL : &ts);
 		atomic_store(&bg_sleeping, BG_AWAKE);

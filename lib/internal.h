@@ -215,6 +215,11 @@ struct hak_heap {
 	_Atomic uint32_t alive;   /* 1 while a thread owns this heap */
 	_Atomic uint32_t gen;     /* bumped when a thread gives the heap up */
 	uint32_t index;           /* registry position; stats slot */
+	uint64_t idle_allocs;     /* allocations when the background thread
+				   * last looked, and whether h then looked
+				   * idle with queued pages (it alone writes
+				   * both): see hak__heaps_reclaim_idle */
+	bool idle_pick;
 	pid_t tid;
 	struct hak_seg_slot own_stats; /* used when not published */
 	uint64_t prof_rng;        /* prof.c: the interval generator's state */
@@ -469,6 +474,10 @@ HAK_HIDDEN void hak__heaps_unlock(void);
 HAK_HIDDEN struct hak_heap *hak__heaps_first(void);
 HAK_HIDDEN struct hak_heap *hak__heap_next(struct hak_heap *h);
 HAK_HIDDEN void hak__sweep_pending(void);
+/* A heap counts as idle when it made no allocation between two looks of
+ * the background thread this far apart (at least): see heap.c */
+#define HAK_IDLE_LOOK_NS ((uint64_t)100 * 1000 * 1000)
+HAK_HIDDEN size_t hak__heaps_reclaim_idle(uint64_t now, bool *watch);
 
 /* pool.c: the shared pool that serves mid classes when MF2 is disabled --- */
 #define HAK_POOL_MIN_CLASS_SIZE 2048

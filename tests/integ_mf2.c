@@ -5,14 +5,23 @@
  *   integ_mf2 exited   a page whose owner thread exited is claimed by the
  *                      thread that frees into it and reused for its
  *                      allocations: no page from the OS, adoptions counted.
+ *   integ_mf2 emptied  a thread's pages are left without a live block
+ *                      (other threads freed its blocks) when it exits:
+ *                      the next thread to allocate blocks of those classes
+ *                      adopts the emptied pages (carved, resident) instead
+ *                      of taking them through the free-page pool, which
+ *                      purges beyond its keep: adoptions counted, and the
+ *                      new thread's allocations take few page faults.
  *   integ_mf2 pending  Larson-style handoff to a live, idle owner: a second
  *                      thread frees the blocks of the first (remote frees,
  *                      pages queued as pending), a third allocates.  Under
  *                      adopt (the default) the third adopts the pending
  *                      pages; under HAKMEM_DRAIN=owner they stay undrained.
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +110,80 @@ static void test_exited(void)
 	TU_CHECK(pthread_create(&t, NULL, alloc_all, NULL) == 0);
 	TU_CHECK(pthread_join(t, NULL) == 0);
 	TU_CHECK(pthread_create(&t, NULL, free_then_alloc, NULL) == 0);
+	TU_CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* emptied ---------------------------------------------------------------- */
+
+static void wait_phase(int p);
+static void set_phase(int p);
+
+/* One block of each page freed here (so that the pages stay this
+ * thread's, partial, rather than float), the rest by the main thread
+ * meanwhile: the pages are left without a live block when this thread
+ * exits. */
+static void *alloc_then_exit(void *arg)
+{
+	alloc_all(arg);
+	for (int i = 0; i < NBLOCKS; i += 16)
+		free(blocks[i]);
+	set_phase(1);
+	wait_phase(2);
+	return NULL;
+}
+
+static long thread_faults(void)
+{
+	struct rusage ru;
+	TU_CHECK(getrusage(RUSAGE_THREAD, &ru) == 0);
+	return ru.ru_minflt;
+}
+
+static void *alloc_again(void *arg)
+{
+	(void)arg;
+	struct hak_stats before, after;
+	static void *again[NBLOCKS];
+	stats(&before);
+	long f0 = thread_faults();
+	for (int i = 0; i < NBLOCKS; i++) {
+		again[i] = malloc(BLOCK);
+		TU_CHECK(again[i] != NULL);
+		memset(again[i], 0xa5, BLOCK);
+	}
+	long faults = thread_faults() - f0;
+	stats(&after);
+	int reused = 0;
+	for (int i = 0; i < NBLOCKS; i++)
+		reused += in_old_pages(again[i]);
+	printf("emptied: adoptions +%llu, pages from OS +%llu, page faults %ld, "
+	       "blocks in the exited thread's pages %d/%d\n",
+	       (unsigned long long)(after.adoptions - before.adoptions),
+	       (unsigned long long)(after.pages_from_os - before.pages_from_os), faults,
+	       reused, NBLOCKS);
+	fflush(stdout);
+	TU_CHECK(after.adoptions - before.adoptions >= NBLOCKS / 16 * 9 / 10,
+		 "the exited thread's emptied pages were not adopted");
+	TU_CHECK(reused >= NBLOCKS * 9 / 10, "only %d blocks reused the old pages", reused);
+	/* 4096 faults if the pages had been purged (16 per page); a few for
+	 * the stack and the thread's first small allocations */
+	TU_CHECK(faults < NBLOCKS / 16, "%ld page faults: the pages were purged", faults);
+	for (int i = 0; i < NBLOCKS; i++)
+		free(again[i]);
+	return NULL;
+}
+
+static void test_emptied(void)
+{
+	pthread_t t;
+	TU_CHECK(pthread_create(&t, NULL, alloc_then_exit, NULL) == 0);
+	wait_phase(1);
+	for (int i = 0; i < NBLOCKS; i++)
+		if (i % 16)
+			free(blocks[i]);
+	set_phase(2);
+	TU_CHECK(pthread_join(t, NULL) == 0);
+	TU_CHECK(pthread_create(&t, NULL, alloc_again, NULL) == 0);
 	TU_CHECK(pthread_join(t, NULL) == 0);
 }
 
@@ -202,10 +285,14 @@ int main(int argc, char **argv)
 		if (!adopt)
 			tu_skip("claiming exited threads' pages is part of the adopt strategy");
 		test_exited();
+	} else if (!strcmp(mode, "emptied")) {
+		if (!adopt)
+			tu_skip("adopting exited threads' pages is part of the adopt strategy");
+		test_emptied();
 	} else if (!strcmp(mode, "pending")) {
 		test_pending(adopt);
 	} else {
-		fprintf(stderr, "usage: integ_mf2 exited|pending\n");
+		fprintf(stderr, "usage: integ_mf2 exited|emptied|pending\n");
 		return 2;
 	}
 	return 0;

@@ -7,17 +7,37 @@
  *                      quarter of the peak growth may stay resident.
  *   integ_purge trim   the same, then malloc_trim(0): the memory is
  *                      returned at once, and malloc_trim reports it.
+ *   integ_purge holder the main thread allocates ~64 MiB of 22-32 KiB
+ *                      blocks (two to a page), frees one block of each
+ *                      page itself (its pages then stay its own rather
+ *                      than float), other threads free the rest, and the
+ *                      main thread then only sleeps (it never calls the
+ *                      allocator again, like Larson's): its pages, emptied
+ *                      by remote frees, must still go back to the OS, so
+ *                      at most a quarter of the growth stays resident.
+ *   integ_purge floated the same, but the main thread frees none of the
+ *                      blocks: its full pages float (see heap.c) before
+ *                      the other threads free every block in them, and
+ *                      must go back to the OS all the same.
+ *   integ_purge exited the same blocks, allocated by a second thread that
+ *                      frees one of each page and exits once the main
+ *                      thread has freed the rest: nobody allocates any more,
+ *                      and the exited thread's emptied pages (kept for a
+ *                      successor to adopt, see heap.c) must go back to the
+ *                      OS all the same.
  *   integ_purge keep   small and mid blocks only, run with a purge delay of
  *                      an hour (HAKMEM_PURGE_DELAY_MS=3600000): the free
  *                      pages beyond the pool's share of memory in use
  *                      (HAKMEM_PURGE_KEEP_PCT, at least 4 MiB) must go back
  *                      anyway, so at most KEEP_SLACK_KB stay resident.
  *
- * Resident size is the process's own (/proc/self/statm), so this measures
- * what users see.  The idle case polls: the purge thread runs after
+ * Resident size is the process's own (/proc/self/statm, read without
+ * allocating: in holder mode the main thread must not call malloc), so this
+ * measures what users see.  The idle case polls: the purge thread runs after
  * HAKMEM_PURGE_DELAY_MS (200 ms by default), a little later on a busy
  * machine; the test fails only if the memory never comes back.
  */
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdbool.h>
 #include <pthread.h>
@@ -25,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -36,14 +57,24 @@ static bool small_only; /* keep mode: no large blocks (their cache is separate) 
 /* keep mode: the pool's 4 MiB minimum, plus room for heaps and metadata */
 #define KEEP_SLACK_KB (12 * 1024)
 
+/* The second field of /proc/self/statm (resident pages), in KiB. */
 static long rss_kb(void)
 {
-	FILE *f = fopen("/proc/self/statm", "r");
-	long size = 0, res = 0;
-	TU_CHECK(f != NULL);
-	TU_CHECK(fscanf(f, "%ld %ld", &size, &res) == 2);
-	fclose(f);
-	return res * 4;
+	char buf[128];
+	int fd = open("/proc/self/statm", O_RDONLY);
+	TU_CHECK(fd >= 0);
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	TU_CHECK(n > 0);
+	buf[n] = 0;
+	const char *p = buf;
+	while (*p && *p != ' ')
+		p++;
+	long res = 0;
+	for (p++; *p >= '0' && *p <= '9'; p++)
+		res = res * 10 + (*p - '0');
+	TU_CHECK(res > 0, "statm: %s", buf);
+	return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 static void *fill(void *arg)
@@ -71,6 +102,47 @@ static void *drop(void *arg)
 	return NULL;
 }
 
+/* holder and floated modes: the main thread's blocks; the other threads
+ * free the odd ones (holder) or all of them (floated) */
+#define HELD 2400
+static void *held[HELD];
+static int held_step;
+
+static void *drop_held(void *arg)
+{
+	long t = (long)arg;
+	for (long i = held_step * t + held_step - 1; i < HELD; i += held_step * THREADS)
+		free(held[i]);
+	return NULL;
+}
+
+static void alloc_held(void)
+{
+	struct tu_rng r;
+	tu_rng_seed(&r, 12);
+	for (int i = 0; i < HELD; i++) {
+		size_t n = tu_rng_range(&r, 22000, 32768);
+		held[i] = malloc(n);
+		TU_CHECK(held[i] != NULL);
+		memset(held[i], 0x55, n);
+	}
+}
+
+/* exited mode: the thread that allocates, and its steps with the main one */
+static pthread_barrier_t steps;
+
+static void *exited_thread(void *arg)
+{
+	(void)arg;
+	alloc_held();
+	pthread_barrier_wait(&steps); /* main: peak */
+	for (int i = 0; i < HELD; i += 2)
+		free(held[i]);
+	pthread_barrier_wait(&steps); /* main frees the odd ones */
+	pthread_barrier_wait(&steps);
+	return NULL;
+}
+
 static void run_threads(void *(*fn)(void *))
 {
 	pthread_t th[THREADS];
@@ -86,15 +158,39 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "";
 	bool trim = !strcmp(mode, "trim");
 	bool keep = !strcmp(mode, "keep");
-	if (!trim && !keep && strcmp(mode, "idle")) {
-		fprintf(stderr, "usage: integ_purge idle|trim|keep\n");
+	bool floated = !strcmp(mode, "floated");
+	bool holder = floated || !strcmp(mode, "holder");
+	bool exited = !strcmp(mode, "exited");
+	if (!trim && !keep && !holder && !exited && strcmp(mode, "idle")) {
+		fprintf(stderr, "usage: integ_purge idle|trim|keep|holder|floated|exited\n");
 		return 2;
 	}
 	small_only = keep;
 	long base = rss_kb();
-	run_threads(fill);
-	long peak = rss_kb();
-	run_threads(drop); /* freed by the threads that allocated them */
+	long peak;
+	if (exited) {
+		pthread_t t;
+		TU_CHECK(pthread_barrier_init(&steps, NULL, 2) == 0);
+		TU_CHECK(pthread_create(&t, NULL, exited_thread, NULL) == 0);
+		pthread_barrier_wait(&steps);
+		peak = rss_kb();
+		pthread_barrier_wait(&steps);
+		for (int i = 1; i < HELD; i += 2)
+			free(held[i]);
+		pthread_barrier_wait(&steps);
+		TU_CHECK(pthread_join(t, NULL) == 0);
+	} else if (holder) {
+		alloc_held();
+		peak = rss_kb();
+		held_step = floated ? 1 : 2;
+		for (int i = 0; i < HELD && !floated; i += 2)
+			free(held[i]);
+		run_threads(drop_held); /* remote frees */
+	} else {
+		run_threads(fill);
+		peak = rss_kb();
+		run_threads(drop); /* freed by the threads that allocated them */
+	}
 	long growth = peak - base;
 	TU_CHECK(growth > 50 * 1024, "the workload grew RSS by only %ld KiB", growth);
 	long now = rss_kb();

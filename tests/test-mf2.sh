@@ -1,6 +1,6 @@
 #!/bin/sh
 # test-mf2.sh - integ_mf2 in each of its modes: pages of exited threads are
-# claimed (adopt), and pending pages of an idle owner are adopted under the
+# claimed (adopt), their emptied pages are adopted warm, and pending pages of an idle owner are adopted under the
 # default strategy but left alone under HAKMEM_DRAIN=owner.
 set -u
 builddir=${HAKMEM_TEST_BUILDDIR:-.}
@@ -22,6 +22,7 @@ run() { # label, then the command
 }
 
 run "integ_mf2 exited" "$prog" exited
+run "integ_mf2 emptied" "$prog" emptied
 run "integ_mf2 pending" "$prog" pending
 run "HAKMEM_DRAIN=owner integ_mf2 pending" env HAKMEM_DRAIN=owner "$prog" pending
 exit $fail

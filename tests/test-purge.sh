@@ -1,14 +1,18 @@
 #!/bin/sh
 # test-purge.sh - integ_purge in its modes: memory freed by a program that
 # then idles goes back to the OS by itself (with and without the background
-# thread), malloc_trim(0) returns it at once, and free pages beyond the
-# pool's keep go back without waiting for the purge delay.
+# thread), malloc_trim(0) returns it at once, a thread that allocated the
+# memory and then only sleeps does not keep it when other threads free it
+# (pages it still holds, and pages it had floated), nor do the emptied
+# pages of an exited thread that no successor adopts,
+# and free pages beyond the pool's keep go back without waiting for the
+# purge delay.
 set -u
 builddir=${HAKMEM_TEST_BUILDDIR:-.}
 prog=$builddir/integ_purge
 [ -x "$prog" ] || { echo "$prog not built" >&2; exit 99; }
 fail=0
-for mode in idle trim; do
+for mode in idle trim holder floated exited; do
 	"$prog" $mode || { echo "FAIL: integ_purge $mode" >&2; fail=1; }
 done
 # with an hour's purge delay, the free pages beyond the pool's share of
