@@ -60,7 +60,10 @@ static struct hak_heap *heap_next_wrap(struct hak_heap *x)
 
 static void heap_setup(struct hak_heap *h)
 {
+	size_t slot = 0;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		h->tc[c] = h->tc_slots + slot;
+		slot += hak__tc_cap[c];
 		h->active[c] = &hak__empty_page;
 		h->partial[c] = NULL;
 		h->full[c] = h->full_tail[c] = NULL;

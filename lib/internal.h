@@ -188,13 +188,14 @@ struct hak_pending {
  * free-one/allocate-one pattern would otherwise pay per call.  A cached
  * block still counts in its page's used (it is not on any page list) and
  * carries the free marker, so a double free is still caught. */
-#define HAK_TC_MAX 128
-HAK_HIDDEN extern const uint8_t hak__tc_cap[HAK_NUM_CLASSES];
+#define HAK_TC_SLOTS 12741 /* the sum of hak__tc_cap */
+HAK_HIDDEN extern const uint16_t hak__tc_cap[HAK_NUM_CLASSES];
 
 /* Per-thread heap.  Only its thread touches active[], the lists and the
  * cache; other threads only push onto pending[]. */
 struct hak_heap {
 	uint16_t tc_count[HAK_NUM_CLASSES];
+	struct hak_block **tc[HAK_NUM_CLASSES]; /* each class's part of tc_slots */
 	uint16_t tc_cap[HAK_NUM_CLASSES]; /* hak__tc_cap, here on the line free reads */
 	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
@@ -229,7 +230,7 @@ struct hak_heap {
 	 * own_q[]: pages this heap holds that got remote frees (only it pops) */
 	_Alignas(HAK_CACHE_LINE) struct hak_pending pending[HAK_NUM_CLASSES];
 	struct hak_pending own_q[HAK_NUM_CLASSES];
-	struct hak_block *tc[HAK_NUM_CLASSES][HAK_TC_MAX];
+	struct hak_block *tc_slots[HAK_TC_SLOTS];
 };
 
 /* Options (options.c) ------------------------------------------------- */

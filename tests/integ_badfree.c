@@ -149,26 +149,34 @@ static void *mmap_ptr(size_t size)
 	return p;
 }
 
-/* More blocks of one class than its thread cache holds (128): the oldest
- * cached ones go back to their pages when the others are freed (mode 5). */
-enum { SPILL = 300 };
+/* More blocks of one class than its thread cache holds (2048 at most),
+ * within 4 MiB: the oldest cached ones go back to their pages when the
+ * others are freed (mode 5). */
+enum { SPILL = 4400 };
 static void *spill[SPILL];
+static size_t spill_n;
 
 /* A freed block whose first 16 bytes are then overwritten at offset off.
  * In the thread cache (they hold the free marker twice), it is caught when
- * freeing more blocks of the class spills it to its page; if its page was
- * floated meanwhile, the free put it on the page's list at once (the first
- * word an encoded link), and it is caught when allocation follows it. */
+ * freeing more blocks of the class spills it to its page.  It is the last
+ * block allocated, so that its page is still held (a thread floats its
+ * pages that have been full for a while; a free into one of those puts the
+ * block on the page's list at once, where damage to the second word is not
+ * seen), and mode 5 frees the others newest first, so that the cache fills
+ * from held pages too. */
 static void *damaged_in_cache(size_t size, size_t off, int byte)
 {
-	for (int i = 0; i < SPILL; i++) {
+	spill_n = (size_t)(4 << 20) / size + 64;
+	if (spill_n > SPILL)
+		spill_n = SPILL;
+	for (size_t i = 0; i < spill_n; i++) {
 		spill[i] = malloc(size);
 		TU_CHECK(spill[i] != NULL);
 	}
-	char *p = spill[0];
+	char *p = spill[spill_n - 1];
 	free(p);
 	memset(p + off, byte, 8);
-	spill[0] = NULL;
+	spill[spill_n - 1] = NULL;
 	return p;
 }
 
@@ -188,7 +196,7 @@ static void *marker_written_after_free(size_t size)
  * carved afresh, which would erase the damage). */
 static void *link_damaged(size_t size)
 {
-	enum { N = 600 }; /* frees N/2: more than a class's cache holds (128) */
+	enum { N = 4400 }; /* frees N/2: more than a class's cache holds (2048) */
 	static void *blk[N];
 	for (int i = 0; i < N; i++) {
 		blk[i] = malloc(size);
@@ -252,10 +260,11 @@ static void bad_child(void *varg)
 	case 2:
 		hak_free(p);
 		break;
-	case 5: /* every other block of the class: the cache spills (and no
-		 * page empties, which would carve it afresh); then allocate, in
+	case 5: /* the other blocks of the class, newest first: the cache
+		 * spills (the damaged block's page keeps it, counted live while
+		 * cached, so the page is not carved afresh); then allocate, in
 		 * case the block had gone to its page's list */
-		for (int i = 1; i < SPILL; i += 2)
+		for (size_t i = spill_n - 1; i-- > 0;)
 			free(spill[i]);
 		for (int i = 0; i < 100000; i++) {
 			void *volatile q = malloc(ca->c->arg);

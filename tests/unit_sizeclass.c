@@ -46,22 +46,29 @@ START_TEST(table_shape)
 }
 END_TEST
 
-/* The thread cache of a class holds 128 blocks, or fewer where 128 would be
- * more than 256 KiB: exactly that many, and at least 8 (the fast paths keep
- * no byte count, so this table is the whole bound). */
+/* The thread cache of a class holds 64 KiB of blocks (at most 2048) up to
+ * 512 bytes, otherwise 128 blocks but no more than 256 KiB: exactly that
+ * many, and at least 8 (the fast paths keep no byte count, so this table is
+ * the whole bound); the caches fill the heap's slot array exactly. */
 START_TEST(cache_caps_follow_the_rule)
 {
-	size_t total = 0;
+	size_t total = 0, slots = 0;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-		unsigned want = (256u << 10) / hak__class_size[c];
-		if (want > HAK_TC_MAX)
-			want = HAK_TC_MAX;
+		unsigned size = hak__class_size[c];
+		unsigned want = (256u << 10) / size < 128 ? (256u << 10) / size : 128;
+		if ((64u << 10) / size > want)
+			want = (64u << 10) / size;
+		if (want > 2048)
+			want = 2048;
 		UCHECK(hak__tc_cap[c] == want, "class %u (%u bytes): cache cap %u, want %u", c,
-		       (unsigned)hak__class_size[c], (unsigned)hak__tc_cap[c], want);
+		       size, (unsigned)hak__tc_cap[c], want);
 		UCHECK(hak__tc_cap[c] >= 8, "class %u: cache cap %u", c, (unsigned)hak__tc_cap[c]);
-		total += (size_t)hak__tc_cap[c] * hak__class_size[c];
+		total += (size_t)hak__tc_cap[c] * size;
+		slots += hak__tc_cap[c];
 	}
-	UCHECK(total <= (size_t)6 << 20, "a thread may cache %zu bytes", total);
+	UCHECK(slots == HAK_TC_SLOTS, "the caps add up to %zu slots, the heap has %u", slots,
+	       (unsigned)HAK_TC_SLOTS);
+	UCHECK(total <= (size_t)25 << 18, "a thread may cache %zu bytes", total);
 }
 END_TEST
 
