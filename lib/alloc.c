@@ -66,13 +66,72 @@ static HAK_NOINLINE void *malloc_other(struct hak_heap *h, size_t size)
 	return large_alloc(size, HAK_MIN_ALIGN, false);
 }
 
+/* malloc without the profile's countdown */
+static inline __attribute__((always_inline)) void *malloc_body(struct hak_heap *h, size_t size)
+{
+	if (likely(size < hak__guard.small_limit))
+		return small_alloc(h, hak__class_of(size));
+	return malloc_other(h, size);
+}
+
+/* Heap profile (prof.c) ------------------------------------------------------
+ * A sampled block comes from the large tier, whose header records the
+ * sample, so that its free needs no test on the free fast path. */
+
+/* A sampled allocation of size bytes at align; caller is where the program
+ * called the entry point. */
+static HAK_NOINLINE void *prof_alloc(struct hak_heap *h, size_t size, size_t align, bool zero,
+				     void *caller)
+{
+	_Atomic uint32_t *g = hak__gate_enter(h);
+	h->prof_busy = 1;
+	void *p = hak__large_alloc(size, align, zero);
+	if (p)
+		hak__prof_record(p, size, caller);
+	h->prof_busy = 0;
+	hak__gate_exit(g);
+	hak__background_poll();
+	return p;
+}
+
+/* A thread's first allocation comes with the empty heap: with the profile
+ * on, the thread gets its heap now, so that this allocation can be sampled
+ * too (every allocation is, at HAKMEM_PROFILE_SAMPLE=1). */
+static struct hak_heap *prof_heap(struct hak_heap *h)
+{
+	if (likely(h != &hak__empty_heap))
+		return h;
+	hak__init();
+	if (!hak__opt.prof_sample)
+		return h;
+	_Atomic uint32_t *g = hak__gate_enter(h);
+	int saved = errno;
+	struct hak_heap *nh = hak__heap_get();
+	errno = saved;
+	hak__gate_exit(g);
+	return nh ? nh : h;
+}
+
+/* The countdown crossed zero in malloc: a sample, or a fresh countdown.
+ * Reached by a tail call from the entry point, so that the return address
+ * is the program's.  (size first: it stays in malloc's argument register,
+ * which saves the fast path a move.) */
+static HAK_NOINLINE void *malloc_prof(size_t size, struct hak_heap *h)
+{
+	h = prof_heap(h);
+	size_t align = hak__prof_take(h, size);
+	if (!align)
+		return malloc_body(h, size);
+	return prof_alloc(h, size, align, false, __builtin_return_address(0));
+}
+
 /* malloc's whole fast path, inlined into malloc and operator new alike */
 static inline __attribute__((always_inline)) void *malloc_inline(size_t size)
 {
 	struct hak_heap *h = hak__tl_heap;
-	if (likely(size < hak__guard.small_limit))
-		return small_alloc(h, hak__class_of(size));
-	return malloc_other(h, size);
+	if (hak__prof_due(h, size))
+		return malloc_prof(size, h);
+	return malloc_body(h, size);
 }
 
 void *hak__malloc(size_t size)
@@ -231,6 +290,15 @@ size_t hak__usable(void *p)
 	return p ? usable_of(p, "malloc_usable_size", &kind) : 0;
 }
 
+/* A large allocation the profile's countdown has not seen yet. */
+static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zero)
+{
+	struct hak_heap *h = hak__tl_heap;
+	if (hak__prof_due(h, size) && hak__prof_take(h = prof_heap(h), size))
+		return prof_alloc(h, size, align, zero, __builtin_return_address(0));
+	return large_alloc(size, align, zero);
+}
+
 static void *calloc_impl(size_t n, size_t size)
 {
 	size_t total;
@@ -239,7 +307,7 @@ static void *calloc_impl(size_t n, size_t size)
 		return NULL;
 	}
 	if (total > HAK_SMALL_MAX)
-		return large_alloc(total, HAK_MIN_ALIGN, true);
+		return large_alloc_counted(total, HAK_MIN_ALIGN, true);
 	void *p = hak__malloc(total);
 	if (p)
 		memset(p, 0, total);
@@ -309,7 +377,7 @@ void *hak__aligned(size_t align, size_t size)
 			if (hak__class_size[c] % align == 0 && hak__class_size[c] - slack >= size)
 				return hak__malloc(hak__class_size[c] - slack);
 	}
-	return large_alloc(size, align, false);
+	return large_alloc_counted(size, align, false);
 }
 
 static bool pow2(size_t x)

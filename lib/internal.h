@@ -199,6 +199,8 @@ struct hak_heap {
 	uint16_t tc_cap[HAK_NUM_CLASSES]; /* hak__tc_cap, here on the line free reads */
 	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
+	int64_t prof_left;        /* bytes to the next profile sample (prof.c):
+				   * malloc subtracts, a negative value samples */
 	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
 	uint32_t rr_cursor;       /* roundrobin position (class * heaps) */
 	uint32_t refills;         /* slow-path refills so far: the age of full pages */
@@ -221,6 +223,9 @@ struct hak_heap {
 	bool idle_pick;
 	pid_t tid;
 	struct hak_seg_slot own_stats; /* used when not published */
+	uint64_t prof_rng;        /* prof.c: the interval generator's state */
+	uint8_t prof_armed;       /* prof.c: prof_left holds a drawn interval */
+	uint8_t prof_busy;        /* prof.c: this thread is taking a sample */
 	/* pending[]: floating pages with remote frees, adoptable by anyone;
 	 * own_q[]: pages this heap holds that got remote frees (only it pops) */
 	_Alignas(HAK_CACHE_LINE) struct hak_pending pending[HAK_NUM_CLASSES];
@@ -252,6 +257,9 @@ struct hak_options {
 	size_t span_max;         /* HAKMEM_SPAN_MAX_MB in bytes: 0 = no span tier */
 	unsigned span_keep_pct;  /* HAKMEM_SPAN_KEEP_PCT: dirty free spans kept, % of in use */
 	unsigned check;          /* HAKMEM_CHECK: 0, 1 or 2 (guard.c) */
+	bool prof;               /* HAKMEM_PROFILE: the heap profile is on */
+	size_t prof_sample;      /* HAKMEM_PROFILE_SAMPLE: bytes per sample; 0 when
+				  * HAKMEM_PROFILE is 0 (the profile is off) */
 };
 HAK_HIDDEN extern struct hak_options hak__opt;
 HAK_HIDDEN void hak__options_init(void);
@@ -502,7 +510,8 @@ struct hak_large {
 	size_t size;             /* usable bytes from the user pointer */
 	struct hak_region *region; /* span tier region, NULL for a mapping of its own */
 	struct hak_large *deferred_next; /* freed, waiting for its shard's lock */
-	uint64_t pad[2];
+	uint64_t pad[2];         /* a profile sample (prof.c): its weight, and its
+				  * entry + 1 | size << 16; 0 when not sampled */
 };
 #define HAK_LARGE_HDR sizeof(struct hak_large) /* 64 */
 HAK_HIDDEN void *hak__large_alloc(size_t size, size_t align, bool zero);
@@ -547,6 +556,39 @@ static inline void hak__stats_publish(void)
 		hak__stats_name_late();
 }
 HAK_HIDDEN void hak__stats_print(int fd);
+
+/* prof.c: the sampled heap profile -------------------------------------- */
+/* HAKMEM_PROFILE_SAMPLE's default, when HAKMEM_PROFILE=1 turns the profile
+ * on (off by default: BENCHMARKS.md has the cost) */
+#define HAK_PROF_DEFAULT 2097152
+HAK_HIDDEN void hak__prof_init(void);
+/* The countdown of h went below zero at an allocation of size bytes: 0 if
+ * it is not sampled (the countdown is reset), else the alignment the
+ * sampled block must have.  The caller then allocates it from the large
+ * tier with h->prof_busy set and calls hak__prof_record; caller is the
+ * return address of the public entry point (where the program called). */
+HAK_HIDDEN size_t hak__prof_take(struct hak_heap *h, size_t size);
+HAK_HIDDEN void hak__prof_record(void *p, size_t size, void *caller);
+HAK_HIDDEN void hak__prof_free(struct hak_large *hdr);
+/* One subtract and branch on the fast path: whether this allocation
+ * crosses the heap's countdown.  Threads without a heap yet all subtract
+ * from the empty heap's (they go to the slow path at once, and prof_take
+ * gives them no sample): a race whose loser's store only leaves a huge
+ * count.  On x86-64 it is one sub instruction whose sign flag is the
+ * answer, in assembly as HAK_STAT_ADD is (not a C data race). */
+static inline bool hak__prof_due(struct hak_heap *h, size_t size)
+{
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+	bool neg;
+	__asm__ volatile("subq %2, %0" : "+m"(h->prof_left), "=@ccs"(neg) : "r"(size));
+	return unlikely(neg);
+#else
+	_Atomic int64_t *c = (_Atomic int64_t *)&h->prof_left;
+	int64_t left = (int64_t)((uint64_t)atomic_load_explicit(c, memory_order_relaxed) - size);
+	atomic_store_explicit(c, left, memory_order_relaxed);
+	return unlikely(left < 0);
+#endif
+}
 
 /* init.c ------------------------------------------------------------------ */
 HAK_HIDDEN extern _Atomic int hak__initialized;

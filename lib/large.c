@@ -104,6 +104,7 @@ static void header_set(char *user, char *base, size_t len, size_t usable,
 	hdr->size = usable;
 	hdr->region = region;
 	hdr->magic = hak__guard.secret ^ (uintptr_t)user;
+	hdr->pad[0] = hdr->pad[1] = 0; /* not a profile sample (prof.c) */
 	if (hak__guard.slack)
 		hak__canary_set(user, usable);
 }
@@ -220,6 +221,8 @@ void hak__large_free(void *p)
 	void *base = hdr->base;
 	size_t size = hdr->map_size;
 	count_large(heap_quiet(), false, 1, hdr->size, FROM_NONE);
+	if (hdr->pad[1])
+		hak__prof_free(hdr);
 	hdr->magic = ~(hak__guard.secret ^ (uintptr_t)p); /* a second free is a double free */
 	if (hdr->region) {
 		hak__span_free(hdr->region, base, (uint32_t)(size / HAK_OS_PAGE), p);
@@ -276,6 +279,8 @@ static void *span_resize(struct hak_large *hdr, void *p, size_t size)
 void *hak__large_resize(void *p, size_t size)
 {
 	struct hak_large *hdr = hak__large_hdr(p, hak__call_realloc);
+	if (hdr->pad[1]) /* a profile sample: moved, so that the new size is sampled */
+		return NULL;
 	if (size <= hdr->size && size >= hdr->size / 2)
 		return p;
 	if (hdr->region)

@@ -58,6 +58,10 @@ static const struct opt_def opt_table[] = {
 	 "an integer from 0 to 1000"},
 	{"HAKMEM_CHECK", OPT_UINT, 1, 0, 2, &hak__opt.check, 0,
 	 "0 (off), 1 (default checks) or 2 (paranoid: canaries)"},
+	{"HAKMEM_PROFILE", OPT_BOOL, 0, 0, 1, &hak__opt.prof, 0,
+	 "0 or 1 (the heap profile; off by default: see BENCHMARKS.md)"},
+	{"HAKMEM_PROFILE_SAMPLE", OPT_UINT, HAK_PROF_DEFAULT, 0, HAK_PROF_MAX_SAMPLE, &hak__opt.prof_sample, 1,
+	 "an integer from 0 (off) to 1073741824 bytes per sample"},
 };
 
 const char *hak__strategy_name(int s)
@@ -135,5 +139,7 @@ void hak__options_init(void)
 		}
 		store(d, val);
 	}
+	if (!hak__opt.prof)
+		hak__opt.prof_sample = 0; /* the interval counts only when it is on */
 	hak__span_init(); /* the span tier's geometry follows its options */
 }

@@ -24,7 +24,7 @@
 /* a process removes its user's segments of dead processes this old */
 #define HAK_SEG_STALE_S 60
 #define HAK_SEG_MAGIC 0x314745534b4d4148ULL /* "HAKMSEG1" little-endian */
-#define HAK_SEG_LAYOUT 2 /* 2: the span tier's counters */
+#define HAK_SEG_LAYOUT 3 /* 2: the span tier's counters; 3: the heap profile */
 #define HAK_SEG_CLASSES 48 /* room for classes; header says how many are used */
 #define HAK_SEG_SLOTS 1024 /* thread slots (see global.overflow) */
 #define HAK_SEG_SPAN_SHARDS 8 /* span tier shards (lib/span.c) */
@@ -74,6 +74,63 @@ struct hak_seg_global {
 	struct hak_seg_slot overflow;
 };
 
+/* The heap profile (lib/prof.c): sampled allocations by call stack.
+ *
+ * A fixed open-addressed table of stacks, keyed by a hash of the frames.
+ * Insertion (any thread, inside its fork gate): claim an empty entry with a
+ * CAS of hash 0 -> hash, write depth and frames, then store ready = 1 with
+ * release.  An entry is never removed or rewritten, so its frames are
+ * immutable once ready.  ready sits before the frames: a reader copying the
+ * entry in address order that sees ready = 1 sees whole frames.
+ * Counters: relaxed atomic adds; an allocation adds to total_* before
+ * live_*, a free subtracts from live_* only, and live_* lie before total_*,
+ * so an in-order copy never shows live_count > total_count.
+ * Byte figures are estimates (each sample weighs size / P(sampled)); the
+ * raw sampled bytes are kept beside them. */
+#define HAK_PROF_FRAMES 32
+#define HAK_PROF_STACKS 4096 /* a power of two */
+#define HAK_PROF_PROBES 64   /* entries looked at before a sample is dropped */
+#define HAK_PROF_MAX_SAMPLE (1 << 30) /* HAKMEM_PROFILE_SAMPLE's largest value */
+struct hak_prof_stack {
+	uint64_t hash;           /* 0: empty; set once, by CAS */
+	uint32_t ready;          /* 1 once depth and frames are written */
+	uint32_t depth;          /* frames[] used, 1..HAK_PROF_FRAMES */
+	uint64_t live_est;       /* estimated live bytes */
+	uint64_t live_bytes;     /* sampled live bytes (requested sizes) */
+	uint64_t live_count;     /* sampled live blocks */
+	uint64_t total_est;      /* estimated bytes allocated since start */
+	uint64_t total_bytes;
+	uint64_t total_count;
+	uint64_t frames[HAK_PROF_FRAMES]; /* return addresses, innermost first */
+};
+
+struct hak_seg_prof {
+	uint64_t sample_bytes;   /* HAKMEM_PROFILE_SAMPLE: mean interval, 0 off */
+	uint32_t num_stacks;     /* HAK_PROF_STACKS */
+	uint32_t max_frames;     /* HAK_PROF_FRAMES */
+	uint32_t stack_size;     /* sizeof(struct hak_prof_stack) */
+	uint32_t pad;
+	uint64_t samples;        /* allocations sampled */
+	uint64_t dropped;        /* samples lost: table full, or no stack */
+	uint64_t stacks_used;    /* entries claimed */
+	uint16_t order[HAK_PROF_STACKS]; /* the entries claimed, in claim order:
+					  * [0, stacks_used) (a fork copies only these) */
+	struct hak_prof_stack stacks[HAK_PROF_STACKS];
+};
+
+/* The hash of a stack (never 0): the writer's key, which a reader
+ * recomputes to check an entry. */
+static inline uint64_t hak_prof_hash(const uint64_t *frames, unsigned n)
+{
+	uint64_t x = 0xcbf29ce484222325ull ^ n;
+	for (unsigned i = 0; i < n; i++) {
+		x ^= frames[i];
+		x *= 0x100000001b3ull;
+		x ^= x >> 29;
+	}
+	return x ? x : 1;
+}
+
 struct hak_seg_header {
 	uint64_t magic;          /* HAK_SEG_MAGIC */
 	uint32_t layout;         /* HAK_SEG_LAYOUT */
@@ -90,6 +147,7 @@ struct hak_seg_header {
 	uint64_t class_size[HAK_SEG_CLASSES];
 	struct hak_seg_global global;
 	struct hak_seg_slot slots[HAK_SEG_SLOTS];
+	struct hak_seg_prof prof;
 };
 
 #endif /* HAKMEM_STATSEG_H */

@@ -12,6 +12,10 @@
 
 set -u
 . "${HAKMEM_TEST_SRCDIR:-.}/test-lib.sh"
+# real programs run with the heap profile on, at its default rate
+HAKMEM_PROFILE=1
+export HAKMEM_PROFILE
+unset HAKMEM_PROFILE_SAMPLE
 
 lib=${HAKMEM_TEST_LIB:-}
 if [ -z "$lib" ]; then

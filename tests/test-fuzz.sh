@@ -58,7 +58,7 @@ for f in "$src"/lib/*.c; do
 	objs="$objs $o"
 done
 # shellcheck disable=SC2086
-$cc $flags -fsanitize=fuzzer$ubsan -o "$tmp/fuzz_alloc" "$src/tests/fuzz/fuzz_alloc.c" $objs -lrt ||
+$cc $flags -fsanitize=fuzzer$ubsan -o "$tmp/fuzz_alloc" "$src/tests/fuzz/fuzz_alloc.c" $objs -lrt -lunwind -lm ||
 	exit 1
 
 # New inputs go to the first corpus directory only; the others are read.

@@ -45,7 +45,8 @@ done
 # kept at its minimum (pages purged and faulted back all the time).
 for config in HAKMEM_MF2_ENABLE=0 "HAKMEM_PURGE_DELAY_MS=0 HAKMEM_BACKGROUND=0" \
 	HAKMEM_LARGE_CACHE_MB=0 "HAKMEM_LEASE_US=0 HAKMEM_SWEEP_MS=1" \
-	HAKMEM_CHECK=0 HAKMEM_CHECK=2 HAKMEM_PURGE_KEEP_PCT=0; do
+	HAKMEM_CHECK=0 HAKMEM_CHECK=2 HAKMEM_PURGE_KEEP_PCT=0 \
+	"HAKMEM_PROFILE=1 HAKMEM_PROFILE_SAMPLE=4096"; do
 	echo "== $config"
 	# shellcheck disable=SC2086 # config is a list of assignments
 	if ! env $config "$stress" --generations 3 "$@" 2>"$tmp/err"; then

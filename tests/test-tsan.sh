@@ -30,7 +30,7 @@ for f in "$src"/lib/*.c; do
 done
 # shellcheck disable=SC2086
 $cc $flags -DHAVE_CONFIG_H -include "$src/tests/hak-api.h" -o "$tmp/stress" \
-	"$src/tests/stress_threads.c" "$src/tests/testutil.c" $objs -lrt || exit 1
+	"$src/tests/stress_threads.c" "$src/tests/testutil.c" $objs -lrt -lunwind -lm || exit 1
 
 fail=0
 # the four strategies, then adopt with the paranoid checks (canaries) and

@@ -84,13 +84,41 @@ static bool parse_count(const char *s, long *out)
 	return true;
 }
 
-enum { OPT_WATCH = 1, OPT_COUNT, OPT_JSON, OPT_LIST, OPT_PRUNE, OPT_VERSION };
+/* A byte count for --min-bytes: digits, optionally K, M or G (KiB, MiB,
+ * GiB), at most 2^50. */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || *end || v > (1ull << 50) >> shift)
+		return false;
+	*out = (uint64_t)v << shift;
+	return true;
+}
+
+#define DEFAULT_TOP 10
+
+enum { OPT_WATCH = 1, OPT_COUNT, OPT_JSON, OPT_LIST, OPT_PRUNE, OPT_VERSION, OPT_HEAP,
+       OPT_FOLDED, OPT_TOP, OPT_MIN_BYTES };
 
 int main(int argc, const char **argv)
 {
 	static struct stat_opts o = {.interval = DEFAULT_INTERVAL};
 	static pid_t prune_pids[MAX_PRUNE_PIDS];
-	char *watch_arg = NULL, *count_arg = NULL;
+	char *watch_arg = NULL, *count_arg = NULL, *top_arg = NULL, *min_arg = NULL;
+	bool top_given = false, min_given = false;
 	struct poptOption table[] = {
 		{"watch", 'w', POPT_ARG_STRING, &watch_arg, OPT_WATCH,
 		 "refresh every SECONDS until the process exits or Ctrl-C", "SECONDS"},
@@ -104,6 +132,22 @@ int main(int argc, const char **argv)
 		 "remove stats segments of processes that no longer exist (all of ours, "
 		 "or only those of the PIDs given)",
 		 NULL},
+		{"heap", 'H', POPT_ARG_NONE, NULL, OPT_HEAP,
+		 "the heap profile: the call stacks holding the most memory (estimated "
+		 "from samples), with --watch which of them grow",
+		 NULL},
+		{"folded", 0, POPT_ARG_NONE, NULL, OPT_FOLDED,
+		 "with --heap: one line per stack, frames joined by ';', then its live bytes "
+		 "(for flame-graph tools)",
+		 NULL},
+		{"top", 'n', POPT_ARG_STRING, &top_arg, OPT_TOP,
+		 "with --heap: show the N stacks with most live bytes (default 10; with "
+		 "--folded, all)",
+		 "N"},
+		{"min-bytes", 0, POPT_ARG_STRING, &min_arg, OPT_MIN_BYTES,
+		 "with --heap: leave out stacks with fewer estimated live bytes (K, M, G "
+		 "suffixes)",
+		 "BYTES"},
 		{"version", 'V', POPT_ARG_NONE, NULL, OPT_VERSION, "print the version", NULL},
 		POPT_AUTOHELP POPT_TABLEEND};
 	poptContext pc = poptGetContext(PROG, argc, argv, table, 0);
@@ -133,6 +177,25 @@ int main(int argc, const char **argv)
 		case OPT_PRUNE:
 			o.prune = true;
 			break;
+		case OPT_HEAP:
+			o.heap = true;
+			break;
+		case OPT_FOLDED:
+			o.folded = true;
+			break;
+		case OPT_TOP:
+			if (!parse_count(top_arg, &o.top))
+				usage_error(pc, "bad --top '%s' (a number of stacks, 1 or more)",
+					    top_arg);
+			top_given = true;
+			break;
+		case OPT_MIN_BYTES:
+			if (!parse_bytes(min_arg, &o.min_bytes))
+				usage_error(pc, "bad --min-bytes '%s' (bytes, with K, M or G "
+					    "for KiB, MiB, GiB)",
+					    min_arg);
+			min_given = true;
+			break;
 		case OPT_VERSION:
 			printf("hakmem-stat (hakmem) %s, reads stats segment layout %d\n",
 			       PACKAGE_VERSION, HAK_SEG_LAYOUT);
@@ -145,6 +208,8 @@ int main(int argc, const char **argv)
 			    poptStrerror(rc));
 	free(watch_arg); /* parsed: popt's copies are no longer needed */
 	free(count_arg);
+	free(top_arg);
+	free(min_arg);
 
 	const char *arg;
 	size_t nargs = 0;
@@ -161,6 +226,16 @@ int main(int argc, const char **argv)
 		o.pid = pid;
 	}
 
+	if (!o.heap && (o.folded || top_given || min_given))
+		usage_error(pc, "%s needs --heap",
+			    o.folded ? "--folded" : top_given ? "--top" : "--min-bytes");
+	if (o.heap && (o.list || o.prune))
+		usage_error(pc, "--heap shows one process; it cannot be combined with %s",
+			    o.list ? "--list" : "--prune");
+	if (o.folded && o.json)
+		usage_error(pc, "--folded and --json cannot be combined");
+	if (!top_given)
+		o.top = o.folded ? 0 : DEFAULT_TOP;
 	if (o.list && o.prune)
 		usage_error(pc, "--list and --prune cannot be combined");
 	if ((o.list || o.prune) && o.watch)
@@ -186,6 +261,8 @@ int main(int argc, const char **argv)
 		usage_error(pc, "one PID at a time (got '%s' and more)", first);
 	poptFreeContext(pc);
 
+	if (o.heap)
+		return heap_run(&o);
 	if (o.watch)
 		return watch_run(&o);
 

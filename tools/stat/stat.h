@@ -34,6 +34,10 @@ struct stat_opts {
 	bool json;
 	bool list;
 	bool prune;
+	bool heap;        /* --heap: the heap profile */
+	bool folded;      /* --folded: one line per stack for flame graphs */
+	long top;         /* --top: sites shown, 0 = all */
+	uint64_t min_bytes; /* --min-bytes: sites with less live are not shown */
 	pid_t *prune_pids; /* --prune PID...: only these */
 	size_t n_prune_pids;
 };
@@ -81,6 +85,9 @@ void render_age(char *out, size_t cap, uint64_t seconds);
 
 /* watch.c */
 int watch_run(const struct stat_opts *o);
+
+/* heap.c */
+int heap_run(const struct stat_opts *o);
 
 /* list.c */
 int list_run(bool json);
