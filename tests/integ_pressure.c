@@ -352,6 +352,25 @@ static void stats(struct hak_stats *st)
 	TU_CHECK(hak_stats_get(st, sizeof *st) == 0);
 }
 
+static size_t vm_size(void);
+
+/* The counters and the address-space size together: the background thread
+ * may map or unmap between two reads, so read the counters on both sides
+ * of the size (and the size on both sides of the second read) until
+ * neither moved. */
+static size_t stats_and_vm(struct hak_stats *st)
+{
+	for (int tries = 0;; tries++) {
+		struct hak_stats again;
+		stats(st);
+		size_t vm = vm_size();
+		stats(&again);
+		if ((again.mapped_bytes == st->mapped_bytes && vm_size() == vm) || tries == 1000)
+			return vm;
+		usleep(1000);
+	}
+}
+
 /* One call of entry point api for a size of range g.  Returns true if it
  * succeeded; a failure must be a clean ENOMEM, with the old block of a
  * realloc intact. */
@@ -828,8 +847,7 @@ static void pressure_child(void *arg)
 
 	prefault_stack();
 	warm_up();
-	stats(&s0);
-	size_t vm0 = vm_size();
+	size_t vm0 = stats_and_vm(&s0);
 	tu_rng_seed(&r, seed);
 	own_mapping_new();
 	rule.counting = 1;
@@ -900,8 +918,7 @@ static void pressure_child(void *arg)
 		 "after freeing everything %" PRIu64 " bytes in use, at the start %" PRIu64,
 		 s.bytes_in_use, s0.bytes_in_use);
 	hak_malloc_trim(0);
-	stats(&s);
-	size_t vm1 = vm_size();
+	size_t vm1 = stats_and_vm(&s);
 	int64_t unaccounted = (int64_t)(vm1 - s.mapped_bytes) - (int64_t)(vm0 - s0.mapped_bytes);
 	TU_CHECK(unaccounted >= 0 && unaccounted <= (int64_t)LEAF_MAP,
 		 "address space grew by %zd bytes more than hakmem's mapped bytes (%" PRIu64

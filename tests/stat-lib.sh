@@ -35,6 +35,9 @@ field() {
 # "ready" line; sets CHILD_PID (the process that allocates: the libtool
 # wrapper execs it, so it is $! as well).
 start_child() {
+	# emptied first: the background job's redirection truncates the file
+	# only once it runs, and the previous child's ready line must not count
+	: >"$TMP/child.out"
 	"$CHILD" "$@" >"$TMP/child.out" 2>"$TMP/child.err" &
 	CHILD_PID=$!
 	if ! wait_for "$TMP/child.out" '^ready '; then
