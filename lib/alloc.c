@@ -54,7 +54,7 @@ static inline void *small_alloc(struct hak_heap *h, size_t c)
 
 /* Above the classes, or any size when blocks carry canaries (small_limit
  * is then 0). */
-static HAK_NOINLINE void *malloc_other(struct hak_heap *h, size_t size)
+static HAK_NOINLINE void *malloc_rest(struct hak_heap *h, size_t size)
 {
 	if (hak__guard.slack && size <= HAK_SMALL_MAX - HAK_CANARY_BYTES) {
 		unsigned c = hak__class_of(size + HAK_CANARY_BYTES);
@@ -71,7 +71,7 @@ static inline __attribute__((always_inline)) void *malloc_body(struct hak_heap *
 {
 	if (likely(size < hak__guard.small_limit))
 		return small_alloc(h, hak__class_of(size));
-	return malloc_other(h, size);
+	return malloc_rest(h, size);
 }
 
 /* Heap profile (prof.c) ------------------------------------------------------
@@ -125,13 +125,25 @@ static HAK_NOINLINE void *malloc_prof(size_t size, struct hak_heap *h)
 	return prof_alloc(h, size, align, false, __builtin_return_address(0));
 }
 
+/* Every malloc that leaves the inline path: sizes above the classes, and
+ * with the heap profile on every size, which counts down here (so that the
+ * inline path has no countdown: with the profile off, the default, malloc
+ * costs what it did without it).  Reached by a tail call, as malloc_prof
+ * is from here, so that a sample's return address is the program's. */
+static HAK_NOINLINE void *malloc_other(struct hak_heap *h, size_t size)
+{
+	if (hak__opt.prof_sample && hak__prof_due(h, size))
+		return malloc_prof(size, h);
+	return malloc_body(h, size);
+}
+
 /* malloc's whole fast path, inlined into malloc and operator new alike */
 static inline __attribute__((always_inline)) void *malloc_inline(size_t size)
 {
 	struct hak_heap *h = hak__tl_heap;
-	if (hak__prof_due(h, size))
-		return malloc_prof(size, h);
-	return malloc_body(h, size);
+	if (likely(size < hak__guard.fast_limit))
+		return small_alloc(h, hak__class_of(size));
+	return malloc_other(h, size);
 }
 
 void *hak__malloc(size_t size)

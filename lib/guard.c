@@ -30,6 +30,7 @@
 struct hak_guard hak__guard = {
 	.check_mask = ~(uintptr_t)0,
 	.small_limit = HAK_SMALL_MAX + 1,
+	.fast_limit = HAK_SMALL_MAX + 1,
 	.level = 1,
 };
 
@@ -52,6 +53,7 @@ void hak__guard_init(void)
 	g->check_mask = g->level ? ~(uintptr_t)0 : 0;
 	g->slack = g->level >= 2 ? HAK_CANARY_BYTES : 0;
 	g->small_limit = g->level >= 2 ? 0 : HAK_SMALL_MAX + 1;
+	g->fast_limit = hak__opt.prof_sample ? 0 : g->small_limit;
 }
 
 static inline uintptr_t canary_of(const void *p)

@@ -373,6 +373,9 @@ struct hak_guard {
 	size_t small_limit;  /* sizes below it take the malloc fast path:
 			      * HAK_SMALL_MAX + 1, or 0 when paranoid, so that
 			      * every malloc takes the path that writes canaries */
+	size_t fast_limit;   /* sizes below it take malloc's inline path:
+			      * small_limit, or 0 with the heap profile on, so
+			      * that only then does malloc count down its bytes */
 	unsigned level;      /* HAKMEM_CHECK: 0 off, 1 default, 2 paranoid */
 	unsigned slack;      /* bytes kept after each block for its canary */
 };

@@ -2,8 +2,10 @@
  * prof.c - the sampled heap profile: which call stacks hold the memory.
  *
  * About one allocation per HAKMEM_PROFILE_SAMPLE bytes is sampled.  Every
- * heap counts down the bytes it hands out (one subtract and branch in the
- * malloc fast path, alloc.c); when the count goes below zero the allocation
+ * heap counts down the bytes it hands out (one subtract and branch in
+ * malloc_other, alloc.c, which every malloc takes while the profile is on:
+ * with it off, malloc's inline path has no countdown); when the count goes
+ * below zero the allocation
  * that crossed it is sampled and a new count is drawn from an exponential
  * distribution of that mean.  Sampling bytes as a Poisson process makes an
  * allocation of s bytes sampled with probability 1 - exp(-s / mean), so a
