@@ -94,6 +94,13 @@ static HAK_NOINLINE void *prof_alloc(struct hak_heap *h, size_t size, size_t ali
 	return p;
 }
 
+/* Whether the profile is on and h's countdown crossed zero at size bytes
+ * (off, the countdown is not touched: heapless threads share one). */
+static inline bool prof_counts(struct hak_heap *h, size_t size)
+{
+	return hak__opt.prof_sample && hak__prof_due(h, size);
+}
+
 /* A thread's first allocation comes with the empty heap: with the profile
  * on, the thread gets its heap now, so that this allocation can be sampled
  * too (every allocation is, at HAKMEM_PROFILE_SAMPLE=1). */
@@ -132,7 +139,7 @@ static HAK_NOINLINE void *malloc_prof(size_t size, struct hak_heap *h)
  * is from here, so that a sample's return address is the program's. */
 static HAK_NOINLINE void *malloc_other(struct hak_heap *h, size_t size)
 {
-	if (hak__opt.prof_sample && hak__prof_due(h, size))
+	if (prof_counts(h, size))
 		return malloc_prof(size, h);
 	return malloc_body(h, size);
 }
@@ -252,11 +259,7 @@ static HAK_NOINLINE void free_other(struct hak_heap *h, struct hak_page *pg, str
 		     !hak__block_start(pg, b) || b->marker == hak__free_marker(b)))
 		return free_generic(h, b);
 	_Atomic uint32_t *g = hak__gate_enter(h);
-	unsigned cls = pg->class_idx; /* b is live until pushed */
-	HAK_STAT_ADD(h->st->remote_frees, 1);
-	HAK_STAT_ADD(h->st->frees[cls], 1);
-	if (unlikely(hak__remote_push(pg, b)))
-		hak__heap_remote_first(pg, cls, h->st);
+	hak__remote_free(h, pg, b, pg->class_idx); /* class read while b is live */
 	hak__gate_exit(g);
 }
 
@@ -306,7 +309,7 @@ size_t hak__usable(void *p)
 static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zero)
 {
 	struct hak_heap *h = hak__tl_heap;
-	if (hak__prof_due(h, size) && hak__prof_take(h = prof_heap(h), size))
+	if (prof_counts(h, size) && hak__prof_take(h = prof_heap(h), size))
 		return prof_alloc(h, size, align, zero, __builtin_return_address(0));
 	return large_alloc(size, align, zero);
 }

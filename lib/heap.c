@@ -604,11 +604,8 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 			errno = saved;
 			HAK_GSTAT_ADD(hak__seg->global.overflow.remote_frees, 1);
 			HAK_GSTAT_ADD(hak__seg->global.overflow.frees[cls], 1);
-			if (hak__remote_push(pg, b)) {
-				uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
-				if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL && o != 0)
-					pending_enqueue(o, pg, cls, NULL);
-			}
+			if (hak__remote_push(pg, b))
+				hak__heap_remote_first(pg, cls, NULL);
 			return;
 		}
 	}
@@ -636,19 +633,13 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 			return;
 		}
 	}
-	HAK_STAT_ADD(h->st->remote_frees, 1);
-	HAK_STAT_ADD(h->st->frees[cls], 1);
-	if (!hak__remote_push(pg, b))
-		return;
-	/* 0 -> 1: queue the page on its owner heap's pending queue, held or
-	 * floating (a held page is drained by its holder from there) */
-	o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);
-	if (o != HAK_OWNER_FREE && o != HAK_OWNER_POOL && o != 0)
-		pending_enqueue(o, pg, cls, h->st);
+	hak__remote_free(h, pg, b, cls);
 }
 
-/* A remote free took pg's remote list from empty (hak__free's remote
- * path): queue pg on the queue of its holder now. */
+/* A remote free took pg's remote list from empty: queue pg, exactly once,
+ * on the queue of the heap in its owner word now (the adoptable queue if
+ * it floats, the holder's own queue if held).  st: the freeing heap's
+ * counters, or NULL for a free counted in the overflow slot. */
 void hak__heap_remote_first(struct hak_page *pg, unsigned cls, struct hak_seg_slot *st)
 {
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_seq_cst);

@@ -475,6 +475,16 @@ HAK_HIDDEN void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg,
 				    struct hak_block *b);
 HAK_HIDDEN void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep);
 HAK_HIDDEN void hak__heap_remote_first(struct hak_page *pg, unsigned cls, struct hak_seg_slot *st);
+/* A free by h of live block b of class cls into page pg that another heap
+ * holds or floats: counted, pushed, and the page queued on a first push. */
+static inline void hak__remote_free(struct hak_heap *h, struct hak_page *pg, struct hak_block *b,
+				    unsigned cls)
+{
+	HAK_STAT_ADD(h->st->remote_frees, 1);
+	HAK_STAT_ADD(h->st->frees[cls], 1);
+	if (hak__remote_push(pg, b))
+		hak__heap_remote_first(pg, cls, h->st);
+}
 /* Whether the thread that floated pg (owner value o) has exited since: its
  * heap is dead, or was recycled by another thread (a newer generation). */
 static inline bool hak__owner_gone(struct hak_page *pg, uintptr_t o)

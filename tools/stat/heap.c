@@ -253,19 +253,24 @@ static void human(char *out, size_t cap, uint64_t bytes)
 	snprintf(out, cap, "%s", buf);
 }
 
+/* The estimated live bytes of all n sites. */
+static uint64_t sites_live(const struct site *v, size_t n)
+{
+	uint64_t live = 0;
+	for (size_t i = 0; i < n; i++)
+		live += v[i].live_est;
+	return live;
+}
+
 static void print_text(const struct hak_seg_header *snap, Dwfl *d, const struct site *v,
 		       size_t n, const struct stat_opts *o, double seconds)
 {
 	const struct hak_seg_prof *t = &snap->prof;
-	uint64_t live = 0;
-	for (size_t i = 0; i < n; i++)
-		live += v[i].live_est;
+	uint64_t live = sites_live(v, n);
 	char comm[sizeof snap->comm + 1], lb[32], tb[32], gb[32];
-	memcpy(comm, snap->comm, sizeof snap->comm);
-	comm[sizeof snap->comm] = 0;
-	for (char *p = comm; *p; p++)
-		if (*p < 0x20 || *p > 0x7e)
-			*p = '?';
+	struct hak_sbuf cb = {.p = comm, .len = 0, .cap = sizeof comm};
+	comm[0] = 0;
+	hak__sb_safe_str(&cb, snap->comm, sizeof snap->comm);
 	human(lb, sizeof lb, live);
 	printf("heap profile of pid %lld (%s): one sample per %" PRIu64 " bytes on average\n",
 	       (long long)snap->pid, comm, t->sample_bytes);
@@ -311,40 +316,33 @@ static json_t *json_frame(const struct frame_info *f)
 	return o;
 }
 
-static void put_u64(json_t *o, const char *key, uint64_t v)
-{
-	json_object_set_new(o, key, json_integer((json_int_t)v));
-}
-
 /* One JSON object (one line); -1 if it could not be written. */
 static int print_json(const struct hak_seg_header *snap, Dwfl *d, const struct site *v,
 		      size_t n, const struct stat_opts *o, double seconds)
 {
 	const struct hak_seg_prof *t = &snap->prof;
-	uint64_t live = 0;
-	for (size_t i = 0; i < n; i++)
-		live += v[i].live_est;
+	uint64_t live = sites_live(v, n);
 	json_t *root = json_object();
 	json_object_set_new(root, "pid", json_integer(snap->pid));
 	json_object_set_new(root, "comm", json_from_bytes(snap->comm, sizeof snap->comm));
-	put_u64(root, "time_ns", now_realtime_ns());
-	put_u64(root, "sample_bytes", t->sample_bytes);
-	put_u64(root, "samples", t->samples);
-	put_u64(root, "dropped", t->dropped);
-	put_u64(root, "stacks", n);
-	put_u64(root, "live_bytes", live);
+	json_put_u64(root, "time_ns", now_realtime_ns());
+	json_put_u64(root, "sample_bytes", t->sample_bytes);
+	json_put_u64(root, "samples", t->samples);
+	json_put_u64(root, "dropped", t->dropped);
+	json_put_u64(root, "stacks", n);
+	json_put_u64(root, "live_bytes", live);
 	json_t *sites_j = json_array();
 	for (size_t i = 0; i < n; i++) {
 		const struct site *s = &v[i];
 		if (!shown(o, s, i))
 			continue;
 		json_t *j = json_object();
-		put_u64(j, "live_bytes", s->live_est);
-		put_u64(j, "live_blocks", est_blocks(s));
-		put_u64(j, "live_samples", s->live_count);
-		put_u64(j, "live_sampled_bytes", s->live_bytes);
-		put_u64(j, "alloc_bytes", s->total_est);
-		put_u64(j, "alloc_samples", s->total_count);
+		json_put_u64(j, "live_bytes", s->live_est);
+		json_put_u64(j, "live_blocks", est_blocks(s));
+		json_put_u64(j, "live_samples", s->live_count);
+		json_put_u64(j, "live_sampled_bytes", s->live_bytes);
+		json_put_u64(j, "alloc_bytes", s->total_est);
+		json_put_u64(j, "alloc_samples", s->total_count);
 		if (o->watch) {
 			json_object_set_new(j, "growth_bytes", json_integer(s->growth));
 			json_object_set_new(j, "growth_bytes_per_s",
@@ -352,7 +350,7 @@ static int print_json(const struct hak_seg_header *snap, Dwfl *d, const struct s
 										   seconds)
 								     : 0));
 			json_object_set_new(j, "growing", json_boolean(s->growth > 0));
-			put_u64(j, "streak", s->streak);
+			json_put_u64(j, "streak", s->streak);
 		}
 		json_t *frames = json_array();
 		for (unsigned k = 0; k < s->st->depth; k++) {

@@ -40,17 +40,17 @@ static void put(json_t *o, const char *key, json_t *v)
 	json_object_set_new(o, key, v);
 }
 
-static void put_u64(json_t *o, const char *key, uint64_t v)
+void json_put_u64(json_t *o, const char *key, uint64_t v)
 {
 	put(o, key, json_integer((json_int_t)v));
 }
 
 static void put_class(json_t *o, const struct hak_statsum_class *c)
 {
-	put_u64(o, "allocs", c->allocs);
-	put_u64(o, "frees", c->frees);
-	put_u64(o, "in_use", c->in_use);
-	put_u64(o, "bytes_in_use", c->bytes_in_use);
+	json_put_u64(o, "allocs", c->allocs);
+	json_put_u64(o, "frees", c->frees);
+	json_put_u64(o, "in_use", c->in_use);
+	json_put_u64(o, "bytes_in_use", c->bytes_in_use);
 }
 
 json_t *json_summary(const struct hak_statsum *s)
@@ -59,36 +59,36 @@ json_t *json_summary(const struct hak_statsum *s)
 	put(o, "pid", json_integer(s->pid));
 	put(o, "comm", json_from_bytes(s->comm, sizeof s->comm));
 	put(o, "strategy", json_from_bytes(s->strategy, sizeof s->strategy));
-	put_u64(o, "start_time_ns", s->start_time_ns);
-	put_u64(o, "time_ns", s->now_ns);
+	json_put_u64(o, "start_time_ns", s->start_time_ns);
+	json_put_u64(o, "time_ns", s->now_ns);
 	double up = s->now_ns > s->start_time_ns ? (double)((s->now_ns - s->start_time_ns) /
 							    100000000u) / 10 : 0;
 	put(o, "uptime_s", rounded(up, 1));
-	put_u64(o, "threads", s->threads);
-	put_u64(o, "heaps_created", s->heaps_created);
-	put_u64(o, "bytes_in_use", s->bytes_in_use);
-	put_u64(o, "mapped_bytes", s->mapped_bytes);
-	put_u64(o, "resident_bound_bytes", s->resident_bound);
+	json_put_u64(o, "threads", s->threads);
+	json_put_u64(o, "heaps_created", s->heaps_created);
+	json_put_u64(o, "bytes_in_use", s->bytes_in_use);
+	json_put_u64(o, "mapped_bytes", s->mapped_bytes);
+	json_put_u64(o, "resident_bound_bytes", s->resident_bound);
 	put(o, "vm_rss_bytes", s->vm_rss >= 0 ? json_integer(s->vm_rss) : json_null());
-	put_u64(o, "unpurged_free_bytes", s->unpurged_free_bytes);
-	put_u64(o, "purged_bytes", s->purged_bytes);
-	put_u64(o, "pages_from_os", s->pages_from_os);
-	put_u64(o, "pages_reused", s->pages_reused);
+	json_put_u64(o, "unpurged_free_bytes", s->unpurged_free_bytes);
+	json_put_u64(o, "purged_bytes", s->purged_bytes);
+	json_put_u64(o, "pages_from_os", s->pages_from_os);
+	json_put_u64(o, "pages_reused", s->pages_reused);
 	put(o, "page_reuse_pct", rounded((double)hak__statsum_reuse_permille(s) / 10, 1));
-	put_u64(o, "pending_enqueued", s->pending_enqueued);
-	put_u64(o, "pending_drained", s->pending_drained);
-	put_u64(o, "adoptions", s->adoptions);
-	put_u64(o, "lease_refusals", s->lease_refusals);
-	put_u64(o, "remote_frees", s->remote_frees);
-	put_u64(o, "allocs", s->allocs);
-	put_u64(o, "frees", s->frees);
+	json_put_u64(o, "pending_enqueued", s->pending_enqueued);
+	json_put_u64(o, "pending_drained", s->pending_drained);
+	json_put_u64(o, "adoptions", s->adoptions);
+	json_put_u64(o, "lease_refusals", s->lease_refusals);
+	json_put_u64(o, "remote_frees", s->remote_frees);
+	json_put_u64(o, "allocs", s->allocs);
+	json_put_u64(o, "frees", s->frees);
 	json_t *large = json_object();
 	put_class(large, &s->large);
-	put_u64(large, "reused", s->large_reused);
-	put_u64(large, "own_mapping", s->large_direct);
-	put_u64(large, "grown_in_place", s->large_inplace);
-	put_u64(large, "span_mapped_bytes", s->span_mapped_bytes);
-	put_u64(large, "span_kept_bytes", s->span_kept_bytes);
+	json_put_u64(large, "reused", s->large_reused);
+	json_put_u64(large, "own_mapping", s->large_direct);
+	json_put_u64(large, "grown_in_place", s->large_inplace);
+	json_put_u64(large, "span_mapped_bytes", s->span_mapped_bytes);
+	json_put_u64(large, "span_kept_bytes", s->span_kept_bytes);
 	put(o, "large", large);
 	json_t *classes = json_array();
 	for (unsigned c = 0; c < s->num_classes; c++) {
@@ -96,8 +96,8 @@ json_t *json_summary(const struct hak_statsum *s)
 		if (!k->allocs && !k->frees)
 			continue;
 		json_t *e = json_object();
-		put_u64(e, "class", c);
-		put_u64(e, "size", k->block_size);
+		json_put_u64(e, "class", c);
+		json_put_u64(e, "size", k->block_size);
 		put_class(e, k);
 		json_array_append_new(classes, e);
 	}

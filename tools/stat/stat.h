@@ -96,6 +96,7 @@ int prune_run(const pid_t *pids, size_t n);
 /* json.c: JSON through jansson.  json_print writes v and a newline to
  * stdout, and releases v. */
 json_t *json_from_bytes(const char *s, size_t max);
+void json_put_u64(json_t *o, const char *key, uint64_t v); /* an integer under key */
 json_t *json_summary(const struct hak_statsum *s);
 void json_add_rates(json_t *o, const struct rates *r);
 int json_print(json_t *v);
