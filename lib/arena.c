@@ -21,6 +21,10 @@ static struct hak_page *pool_head, *pool_tail;
 static size_t pool_pages; /* on that list */
 static size_t pages_out;  /* handed out and not released: pages in use */
 static size_t purging;    /* taken out of the pool by a purge, being madvised */
+/* The fewest pages the pool held since low_since_ns: pages beyond the keep
+ * that stayed in the pool that whole window were not needed in it. */
+static size_t pool_low;
+static uint64_t low_since_ns;
 /* Purged free pages (memory reads as zero), singly linked through next. */
 static struct hak_page *purged_head;
 static struct hak_arena *arena_current; /* arena still handing out fresh pages */
@@ -36,7 +40,8 @@ static bool arena_full(const struct hak_arena *a)
 static void pool_unlink(struct hak_page *pg)
 {
 	hak__plist_unlink(&pool_head, &pool_tail, pg);
-	pool_pages--;
+	if (--pool_pages < pool_low)
+		pool_low = pool_pages;
 }
 
 static void pool_push_head(struct hak_page *pg)
@@ -48,8 +53,10 @@ static void pool_push_head(struct hak_page *pg)
 /* How many unpurged free pages the pool may keep (pool_lock held): a share
  * of the pages in use, at least HAK_POOL_KEEP_MIN bytes.  Beyond it, pages
  * waiting for the purge delay cost more resident memory than their reuse
- * saves in page faults. */
+ * saves in page faults -- unless they are about to be reused: see
+ * hak__pages_purge. */
 #define HAK_POOL_KEEP_MIN ((size_t)4 << 20)
+#define HAK_POOL_SURGE 2
 static size_t pool_keep_pages(void)
 {
 	size_t keep = pages_out / 100 * hak__opt.purge_keep_pct;
@@ -160,7 +167,7 @@ void hak__page_release(struct hak_page *pg)
 	hak__spin_lock(&pool_lock);
 	pool_push_head(pg);
 	pages_out--;
-	bool over = pool_pages > pool_keep_pages();
+	bool over = pool_pages > HAK_POOL_SURGE * pool_keep_pages();
 	HAK_GSTAT_ADD(hak__seg->global.unpurged_free_bytes, HAK_PAGE_SIZE);
 	hak__spin_unlock(&pool_lock);
 	if (over)
@@ -171,21 +178,43 @@ void hak__page_release(struct hak_page *pg)
 
 /* Purge free pages that entered the pool before older_than_ns (all of them
  * when all is set), and the oldest beyond the pool's keep whatever their
- * age.  Returns the bytes purged.  madvise runs with the lock dropped, on
- * pages taken out of the pool meanwhile. */
+ * age -- if they lasted there.  A program whose need for pages swings (a
+ * thread that exits hands its pages back, its successor takes as many)
+ * fills the pool past the keep and drains it again within milliseconds;
+ * purging that swing has every page of it faulted back in (Larson 2-32 KiB:
+ * half a gigabyte a second, 10% of its time).  So the pages beyond the
+ * keep go once the pool has stayed above keep + their number for a whole
+ * window of half the purge delay, and those beyond HAK_POOL_SURGE times the
+ * keep at once (hak__page_release urges the background thread then).
+ * Returns the bytes purged.  madvise runs with the lock dropped, on pages
+ * taken out of the pool meanwhile. */
 size_t hak__pages_purge(uint64_t older_than_ns, bool all)
 {
 	enum { BATCH = 64 };
 	struct hak_page *batch[BATCH];
 	size_t purged = 0;
+	uint64_t now = hak__now_ns();
+	hak__spin_lock(&pool_lock);
+	size_t keep = pool_keep_pages();
+	/* pages beyond the keep that lasted the window, if it is over */
+	bool window = now - low_since_ns >= (uint64_t)hak__opt.purge_delay_ms * 500000u;
+	size_t lasting = window && pool_low > keep ? pool_low - keep : 0;
+	if (window) {
+		low_since_ns = now;
+		pool_low = pool_pages; /* lowered as the purge below takes pages */
+	}
+	hak__spin_unlock(&pool_lock);
 	for (;;) {
 		unsigned n = 0;
 		hak__spin_lock(&pool_lock);
 		struct hak_page *pg = pool_tail;
-		size_t keep = pool_keep_pages();
+		keep = pool_keep_pages();
 		while (pg && n < BATCH &&
-		       (all || pg->freed_ns < older_than_ns || pool_pages > keep)) {
+		       (all || pg->freed_ns < older_than_ns || lasting ||
+			pool_pages > HAK_POOL_SURGE * keep)) {
 			struct hak_page *prev = pg->prev;
+			if (lasting)
+				lasting--;
 			pool_unlink(pg);
 			HAK_GSTAT_SUB(hak__seg->global.unpurged_free_bytes, HAK_PAGE_SIZE);
 			batch[n++] = pg;

@@ -27,9 +27,9 @@
  *                      OS all the same.
  *   integ_purge keep   small and mid blocks only, run with a purge delay of
  *                      an hour (HAKMEM_PURGE_DELAY_MS=3600000): the free
- *                      pages beyond the pool's share of memory in use
- *                      (HAKMEM_PURGE_KEEP_PCT, at least 4 MiB) must go back
- *                      anyway, so at most KEEP_SLACK_KB stay resident.
+ *                      pages beyond twice the pool's share of memory in
+ *                      use (HAKMEM_PURGE_KEEP_PCT, at least 4 MiB) must go
+ *                      back anyway, so at most KEEP_SLACK_KB stay resident.
  *
  * Resident size is the process's own (/proc/self/statm, read without
  * allocating: in holder mode the main thread must not call malloc), so this
@@ -54,8 +54,9 @@
 
 static void *blocks[THREADS][BLOCKS];
 static bool small_only; /* keep mode: no large blocks (their cache is separate) */
-/* keep mode: the pool's 4 MiB minimum, plus room for heaps and metadata */
-#define KEEP_SLACK_KB (12 * 1024)
+/* keep mode: twice the pool's 4 MiB minimum (what goes back at once is
+ * beyond twice the keep), plus room for heaps and metadata */
+#define KEEP_SLACK_KB (16 * 1024)
 
 /* The second field of /proc/self/statm (resident pages), in KiB. */
 static long rss_kb(void)

@@ -5,7 +5,7 @@
 # memory and then only sleeps does not keep it when other threads free it
 # (pages it still holds, and pages it had floated), nor do the emptied
 # pages of an exited thread that no successor adopts,
-# and free pages beyond the pool's keep go back without waiting for the
+# and free pages beyond twice the pool's keep go back without waiting for the
 # purge delay.
 set -u
 builddir=${HAKMEM_TEST_BUILDDIR:-.}
@@ -15,7 +15,7 @@ fail=0
 for mode in idle trim holder floated exited; do
 	"$prog" $mode || { echo "FAIL: integ_purge $mode" >&2; fail=1; }
 done
-# with an hour's purge delay, the free pages beyond the pool's share of
+# with an hour's purge delay, the free pages beyond twice the pool's share of
 # memory in use still go back at once
 HAKMEM_PURGE_DELAY_MS=3600000 "$prog" keep || { echo "FAIL: integ_purge keep" >&2; fail=1; }
 # without the background thread, purging happens on allocator calls only: a

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -391,6 +392,48 @@ START_TEST(concurrent_push_drain)
 }
 END_TEST
 
+/* The pool's purge rule (arena.c, hak__pages_purge): free pages beyond the
+ * keep go back only once they have lasted a window of half the purge delay
+ * in the pool, and those beyond twice the keep at once.  With few pages in
+ * use the keep is its 4 MiB minimum, 64 pages. */
+START_TEST(pool_purge_rule)
+{
+	enum { KEEP = 64, TAKEN = 300 };
+	static struct hak_page *pg[TAKEN];
+	const size_t P = HAK_PAGE_SIZE;
+	const struct timespec window = {.tv_sec = 0, .tv_nsec = 150 * 1000 * 1000};
+	hak__init();
+	hak__opt.background = false;
+	hak__opt.purge_keep_pct = 20;
+	hak__opt.purge_delay_ms = 200; /* a window of 100 ms */
+	hak__pages_purge(0, true); /* an empty pool; the window starts */
+	for (unsigned i = 0; i < TAKEN; i++)
+		ck_assert_ptr_nonnull(pg[i] = hak__page_alloc(&test_slot));
+	/* 100 free, 200 (fewer than 320) in use: between keep and twice it */
+	for (unsigned i = 0; i < 100; i++)
+		hak__page_release(pg[i]);
+	ck_assert_uint_eq(hak__pages_purge(0, false), 0); /* within the window */
+	nanosleep(&window, NULL);
+	/* the pool was empty at the window's start: nothing lasted */
+	ck_assert_uint_eq(hak__pages_purge(0, false), 0);
+	/* a swing down to 80 and back: 80 - KEEP pages lasted the next window */
+	for (unsigned i = 0; i < 20; i++)
+		pg[i] = hak__page_alloc(&test_slot);
+	for (unsigned i = 0; i < 20; i++)
+		hak__page_release(pg[i]);
+	ck_assert_uint_eq(hak__pages_purge(0, false), 0);
+	nanosleep(&window, NULL);
+	ck_assert_uint_eq(hak__pages_purge(0, false), (80 - KEEP) * P);
+	/* 84 in the pool; 100 more: beyond twice the keep at once */
+	for (unsigned i = 100; i < 200; i++)
+		hak__page_release(pg[i]);
+	ck_assert_uint_eq(hak__pages_purge(0, false), (184 - 2 * KEEP) * P);
+	ck_assert_uint_eq(hak__pages_purge(0, true), 2 * KEEP * P);
+	for (unsigned i = 200; i < TAKEN; i++)
+		hak__page_release(pg[i]);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	/* The abort tests would leave stats segments behind: publish none.
@@ -408,6 +451,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, descriptor_colours);
 	tcase_add_test(tc, remote_push_and_drain);
 	tcase_add_test(tc, block_start_every_offset);
+	tcase_add_test(tc, pool_purge_rule);
 	tcase_add_test_raise_signal(tc, double_free_after_remote_push_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, interior_pointer_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, free_page_aborts, SIGABRT);
