@@ -288,14 +288,17 @@ void hak__free(void *p)
 	uintptr_t e = atomic_load_explicit(
 		&hak__hints[row][((uintptr_t)p >> HAK_PAGE_SHIFT) & (HAK_ARENA_PAGES - 1)],
 		memory_order_relaxed);
-	if (unlikely(e >> HAK_HINT_OWNER_SHIFT != (uintptr_t)h))
+	/* e names h exactly when it differs from h's own only in the class */
+	size_t c = e ^ h->hint_self;
+	if (unlikely(c >= HAK_NUM_CLASSES))
 		return free_unhinted(h, p);
 	/* the checks of HAKMEM_CHECK=1 (at 0 too: free_checked reports nothing
 	 * then, and frees the block as it comes) */
-	size_t c = (uint8_t)e;
 	struct hak_block *b = p;
 	uintptr_t fm = hak__free_marker(b);
-	if (unlikely(!hak__class_block_start(c, p) || b->marker == fm))
+	uint64_t g = h->geom[c];
+	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * (uint32_t)g;
+	if (unlikely(!((uint32_t)x < 65536 && (x >> 32) < (g >> 32)) || b->marker == fm))
 		return free_checked(h, hak__page_of(p), b);
 	return free_held(h, c, b, fm);
 }

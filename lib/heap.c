@@ -69,7 +69,9 @@ static void heap_setup(struct hak_heap *h)
 		h->full[c] = h->full_tail[c] = NULL;
 		h->tc_count[c] = 0;
 		h->tc_cap[c] = hak__tc_cap[c];
+		h->geom[c] = hak__class_geom[c];
 	}
+	h->hint_self = (uintptr_t)h << HAK_HINT_OWNER_SHIFT;
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->tid, (uint64_t)h->tid,

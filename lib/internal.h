@@ -197,6 +197,9 @@ struct hak_heap {
 	uint16_t tc_count[HAK_NUM_CLASSES];
 	struct hak_block **tc[HAK_NUM_CLASSES]; /* each class's part of tc_slots */
 	uint16_t tc_cap[HAK_NUM_CLASSES]; /* hak__tc_cap, here on the line free reads */
+	uintptr_t hint_self;      /* what this heap's owner hints hold above their
+				   * class byte (hak__hints): free compares */
+	uint64_t geom[HAK_NUM_CLASSES]; /* hak__class_geom, beside the cache */
 	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
 	int64_t prof_left;        /* bytes to the next profile sample (prof.c):
