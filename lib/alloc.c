@@ -213,11 +213,10 @@ static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct 
 		hak__heap_drain_tick(h);
 }
 
-/* A free into a page h holds, the checks done; fm is b's free marker. */
-static inline void free_held(struct hak_heap *h, struct hak_page *pg, struct hak_block *b,
-			     uintptr_t fm)
+/* A free into a page of class c that h holds, the checks done; fm is b's
+ * free marker. */
+static inline void free_held(struct hak_heap *h, size_t c, struct hak_block *b, uintptr_t fm)
 {
-	size_t c = pg->class_idx;
 	size_t n = h->tc_count[c]; /* read before the counter's store */
 	HAK_STAT_ADD(h->st->frees[c], 1);
 	if (unlikely(n >= h->tc_cap[c]))
@@ -232,7 +231,7 @@ static inline void free_held(struct hak_heap *h, struct hak_page *pg, struct hak
 static HAK_NOINLINE void free_checked(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
 {
 	hak__block_check(pg, b, hak__call_free);
-	free_held(h, pg, b, hak__free_marker(b));
+	free_held(h, pg->class_idx, b, hak__free_marker(b));
 }
 
 /* Whether a free by h into page pg, whose owner word is o (not h), is a
@@ -263,23 +262,45 @@ static HAK_NOINLINE void free_other(struct hak_heap *h, struct hak_page *pg, str
 	hak__gate_exit(g);
 }
 
-/* Every call below is a tail call, so the fast path needs no stack frame. */
-void hak__free(void *p)
+/* A free in an arena whose owner hint does not name h: the descriptor's
+ * owner word decides (the hint may be stale, see hak__hints). */
+static HAK_NOINLINE void free_unhinted(struct hak_heap *h, void *p)
 {
-	struct hak_heap *h = hak__tl_heap;
-	if (unlikely(!hak__in_arena(p)))
-		return free_generic(h, p);
 	struct hak_page *pg = hak__page_of(p);
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_relaxed);
-	if (unlikely(o != (uintptr_t)h))
+	if (o != (uintptr_t)h)
 		return free_other(h, pg, p, o);
-	/* the checks of HAKMEM_CHECK=1 (at 0 too: free_checked reports nothing
-	 * then, and frees the block as it comes) */
 	struct hak_block *b = p;
 	uintptr_t fm = hak__free_marker(b);
 	if (unlikely(!hak__block_start(pg, p) || b->marker == fm))
 		return free_checked(h, pg, b);
-	return free_held(h, pg, b, fm);
+	return free_held(h, pg->class_idx, b, fm);
+}
+
+/* Every call below is a tail call, so the fast path needs no stack frame.
+ * It reads the page's owner hint, not its descriptor (hak__hints). */
+void hak__free(void *p)
+{
+	struct hak_heap *h = hak__tl_heap;
+	uintptr_t row = hak__arena_hint_idx(p);
+	if (unlikely(!row))
+		return free_generic(h, p);
+	uintptr_t e = atomic_load_explicit(
+		&hak__hints[row][((uintptr_t)p >> HAK_PAGE_SHIFT) & (HAK_ARENA_PAGES - 1)],
+		memory_order_relaxed);
+	/* e names h exactly when it differs from h's own only in the class */
+	size_t c = e ^ h->hint_self;
+	if (unlikely(c >= HAK_NUM_CLASSES))
+		return free_unhinted(h, p);
+	/* the checks of HAKMEM_CHECK=1 (at 0 too: free_checked reports nothing
+	 * then, and frees the block as it comes) */
+	struct hak_block *b = p;
+	uintptr_t fm = hak__free_marker(b);
+	uint64_t g = h->geom[c];
+	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * (uint32_t)g;
+	if (unlikely(!((uint32_t)x < 65536 && (x >> 32) < (g >> 32)) || b->marker == fm))
+		return free_checked(h, hak__page_of(p), b);
+	return free_held(h, c, b, fm);
 }
 
 /* The rest ----------------------------------------------------------------- */

@@ -64,6 +64,11 @@ static size_t pool_keep_pages(void)
 	return keep > min ? keep : min;
 }
 
+/* Owner hints of every arena's pages (see internal.h), 32 KiB per 64
+ * arenas; rows handed out in order, never reused. */
+_Atomic uintptr_t hak__hints[HAK_HINT_ARENAS][HAK_ARENA_PAGES];
+static _Atomic uint32_t hint_rows;
+
 static struct hak_arena *arena_new(void)
 {
 	struct hak_arena *a = hak__os_map_aligned(HAK_ARENA_SIZE, HAK_ARENA_SIZE);
@@ -75,7 +80,10 @@ static struct hak_arena *arena_new(void)
 		return NULL;
 	}
 	a->pages_carved = 0;
-	hak__arena_tab_set(a, true);
+	/* its row of owner hints (row 0 is nobody's) */
+	uint32_t row = atomic_fetch_add_explicit(&hint_rows, 1, memory_order_relaxed) + 1;
+	a->hint_idx = row < HAK_HINT_ARENAS ? row : 0;
+	hak__arena_tab_set(a, a->hint_idx);
 	HAK_GSTAT_ADD(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
 	return a;
 }
@@ -146,7 +154,7 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 	pages_out++;
 	hak__spin_unlock(&pool_lock);
 	if (fresh) { /* a third arena in the race: not needed */
-		hak__arena_tab_set(fresh, false);
+		hak__arena_tab_set(fresh, 0);
 		hak__map_set(fresh, HAK_ARENA_SIZE, HAK_MAP_NONE);
 		hak__os_unmap(fresh, HAK_ARENA_SIZE);
 		HAK_GSTAT_SUB(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
@@ -160,6 +168,7 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 void hak__page_release(struct hak_page *pg)
 {
 	atomic_store_explicit(&pg->owner, HAK_OWNER_FREE, memory_order_release);
+	hak__hint_set(pg);
 	pg->free = NULL;
 	pg->used = 0;
 	pg->in_list = 0;

@@ -69,7 +69,9 @@ static void heap_setup(struct hak_heap *h)
 		h->full[c] = h->full_tail[c] = NULL;
 		h->tc_count[c] = 0;
 		h->tc_cap[c] = hak__tc_cap[c];
+		h->geom[c] = hak__class_geom[c];
 	}
+	h->hint_self = (uintptr_t)h << HAK_HINT_OWNER_SHIFT;
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->tid, (uint64_t)h->tid,
@@ -264,9 +266,11 @@ static bool page_has_free(const struct hak_page *pg)
 /* Try to take a floating page: CAS owner from o (a FLOAT value) to h. */
 static bool page_take(struct hak_heap *h, struct hak_page *pg, uintptr_t o)
 {
-	return atomic_compare_exchange_strong_explicit(&pg->owner, &o, (uintptr_t)h,
-						       memory_order_acquire,
-						       memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(&pg->owner, &o, (uintptr_t)h,
+						     memory_order_acquire, memory_order_relaxed))
+		return false;
+	hak__hint_set(pg);
+	return true;
 }
 
 /* Float a held page (in no list) that has no free block.  Returns false if
@@ -276,6 +280,7 @@ static bool page_float(struct hak_heap *h, struct hak_page *pg)
 	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
 			      memory_order_relaxed);
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
+	hak__hint_set(pg);
 	if (!atomic_load_explicit(&pg->remote, memory_order_seq_cst))
 		return true;
 	/* A remote free raced with us and may have missed the float: take the
@@ -507,6 +512,7 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 		return NULL;
 	hak__page_init(pg, cls);
 	atomic_store_explicit(&pg->owner, (uintptr_t)h, memory_order_release);
+	hak__hint_set(pg);
 	hak__page_extend(pg);
 	page_activate(h, pg);
 	return hak__page_take(h, pg, cls);
@@ -688,6 +694,7 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
 	}
 	bool drained = hak__page_drain(pg) != 0;
 	atomic_store_explicit(&pg->owner, busy & ~HAK_OWNER_BUSY, memory_order_seq_cst);
+	hak__hint_set(pg);
 	if (drained)
 		HAK_STAT_ADD(h->st->pending_drained, 1);
 	pending_requeue(pg, cls); /* the owner finds it there, with free blocks */
@@ -833,6 +840,7 @@ static void sweep_heap(struct hak_heap *src, unsigned budget_per_class)
 				continue;
 			}
 			atomic_store_explicit(&pg->owner, o, memory_order_seq_cst);
+			hak__hint_set(pg);
 			pending_requeue(pg, c);
 		}
 	}
@@ -1023,6 +1031,7 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 	 * page of its class adopts it warm instead of mapping a cold one; the
 	 * rest wait for the thread that frees into them to claim them. */
 	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
+	hak__hint_set(pg);
 	if (has_free || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
 		pending_enqueue((uintptr_t)h | HAK_OWNER_FLOAT, pg, cls, h->st);
 	if (empty) /* the background thread sweeps it if nobody adopts it */

@@ -167,7 +167,7 @@ static inline void hak__plist_unlink(struct hak_page **head, struct hak_page **t
 #define HAK_ARENA_COLOURS 8
 struct hak_arena {
 	uint32_t pages_carved;    /* pages [1, pages_carved] have been handed out */
-	uint32_t pad;
+	uint32_t hint_idx;        /* its row of hak__hints, 0 for none */
 };
 _Static_assert(HAK_ARENA_COLOURS * HAK_ARENA_PAGES * sizeof(struct hak_page) <= HAK_PAGE_SIZE,
 	       "every colour's descriptors fit in an arena's first page");
@@ -197,6 +197,9 @@ struct hak_heap {
 	uint16_t tc_count[HAK_NUM_CLASSES];
 	struct hak_block **tc[HAK_NUM_CLASSES]; /* each class's part of tc_slots */
 	uint16_t tc_cap[HAK_NUM_CLASSES]; /* hak__tc_cap, here on the line free reads */
+	uintptr_t hint_self;      /* what this heap's owner hints hold above their
+				   * class byte (hak__hints): free compares */
+	uint64_t geom[HAK_NUM_CLASSES]; /* hak__class_geom, beside the cache */
 	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
 	int64_t prof_left;        /* bytes to the next profile sample (prof.c):
@@ -267,6 +270,7 @@ HAK_HIDDEN const char *hak__strategy_name(int s);
 
 /* sizeclass.c ---------------------------------------------------------- */
 HAK_HIDDEN extern const uint32_t hak__class_size[HAK_NUM_CLASSES];
+HAK_HIDDEN extern const uint64_t hak__class_geom[HAK_NUM_CLASSES];
 HAK_HIDDEN extern const uint8_t hak__class_index[(HAK_SMALL_MAX >> 4) + 1];
 HAK_HIDDEN extern const uint8_t hak__class_mid[(HAK_SMALL_MAX >> 7) + 1];
 HAK_HIDDEN unsigned hak__class_of_large(size_t size);
@@ -318,18 +322,20 @@ static inline unsigned hak__map_kind(const void *p)
 				    memory_order_relaxed);
 }
 HAK_HIDDEN int hak__map_set(void *p, size_t size, unsigned kind);
-/* One byte per 4 MiB: 1 where an arena of pages is (its metadata page too). */
+/* Two bytes per 4 MiB: where an arena of pages is (its metadata page
+ * too), its row of owner hints (hak__hints, from 1), else 0. */
 struct hak_arena_tab {
-	uint8_t *tab;
+	uint16_t *tab;
 	uintptr_t len; /* entries; 0 until hak__arena_tab_init() */
 };
 HAK_HIDDEN extern struct hak_arena_tab hak__arena_tab;
 HAK_HIDDEN void hak__arena_tab_init(void);
-HAK_HIDDEN void hak__arena_tab_set(const void *arena, bool in);
-static inline bool hak__in_arena(const void *p)
+HAK_HIDDEN void hak__arena_tab_set(const void *arena, unsigned hint_idx);
+/* p's arena's row of hints, 0 if p is in no arena (or one without hints). */
+static inline uintptr_t hak__arena_hint_idx(const void *p)
 {
 	uintptr_t i = (uintptr_t)p >> HAK_ARENA_SHIFT;
-	return likely(i < hak__arena_tab.len) && hak__arena_tab.tab[i];
+	return likely(i < hak__arena_tab.len) ? hak__arena_tab.tab[i] : 0;
 }
 
 /* arena.c: arenas, page descriptors, the free-page pool, purge ---------- */
@@ -357,6 +363,36 @@ static inline char *hak__page_start(const struct hak_page *pg)
 {
 	size_t idx = ((uintptr_t)pg >> HAK_DESC_SHIFT) & (HAK_ARENA_PAGES - 1);
 	return (char *)hak__arena_of(pg) + idx * HAK_PAGE_SIZE;
+}
+/* Owner hints.  free() needs a page's holder and class; read from the
+ * descriptor, that is one line per page (on Larson 16-32 KiB, 1,600 of
+ * them, pushed out of L2 by the blocks' own lines), and the line missed on
+ * most frees.  So each page also has a hint: a copy of its owner word with
+ * its class in the low byte, written after every change of the owner, 64
+ * of them per arena in one dense array for all arenas (the arena's index
+ * in it is what the arena table holds), a few cache lines and TLB entries
+ * for the whole heap.  A hint can be stale for a moment after an owner
+ * change; free trusts only a hint that names the calling heap, and what it
+ * does then is safe even if the page has just left that heap: it caches
+ * the block, and the cache's flush checks the real owner
+ * (hak__heap_tc_flush).  Arenas beyond HAK_HINT_ARENAS (16 GiB of small
+ * blocks) have no hints: their frees take the general path. */
+#define HAK_HINT_OWNER_SHIFT 8 /* owner words are below 2^56: heap
+				   * pointers (47 bits) and the HAK_OWNER_ values */
+#define HAK_HINT_ARENAS 4096
+HAK_HIDDEN extern _Atomic uintptr_t hak__hints[HAK_HINT_ARENAS][HAK_ARENA_PAGES];
+/* Copy pg's owner word and class into its hint: after every owner change
+ * (by whoever made it). */
+static inline void hak__hint_set(struct hak_page *pg)
+{
+	const struct hak_arena *a = hak__arena_of(pg);
+	if (!a->hint_idx)
+		return;
+	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_relaxed);
+	size_t idx = ((uintptr_t)pg >> HAK_DESC_SHIFT) & (HAK_ARENA_PAGES - 1);
+	atomic_store_explicit(&hak__hints[a->hint_idx][idx],
+			      (o << HAK_HINT_OWNER_SHIFT) | pg->class_idx,
+			      memory_order_relaxed);
 }
 HAK_HIDDEN struct hak_page *hak__page_alloc(struct hak_seg_slot *st);
 HAK_HIDDEN void hak__page_release(struct hak_page *pg);
@@ -424,6 +460,13 @@ static inline bool hak__block_start(const struct hak_page *pg, const void *p)
 	/* pages are 64 KiB aligned: the offset comes from the address */
 	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * pg->recip;
 	return (uint32_t)x < 65536 && (x >> 32) < pg->capacity;
+}
+/* The same from the class alone (the page's geometry is its class's). */
+static inline bool hak__class_block_start(size_t cls, const void *p)
+{
+	uint64_t g = hak__class_geom[cls];
+	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * (uint32_t)g;
+	return (uint32_t)x < 65536 && (x >> 32) < (g >> 32);
 }
 /* Pop the first block of pg's local free list (not empty), following the
  * encoded link with its check; the block is no longer free. */

@@ -7,11 +7,12 @@
  * a foreign pointer is reported instead of corrupting memory.
  *
  * The free fast path asks a cheaper question first: is p in a 4 MiB arena
- * of pages?  hak__arena_tab has one byte per 4 MiB of the 47-bit address
- * space (32 MiB of address space, mapped without reserve at start-up; only
- * the 4 KiB pieces that cover arenas ever get memory): one shift, one
- * compare and one load.  Until it is mapped its length is 0 and every free
- * takes the two-level table.
+ * of pages, and which row of owner hints is the arena's?  hak__arena_tab
+ * has two bytes per 4 MiB of the 47-bit address space (64 MiB of address
+ * space, mapped without reserve at start-up; only the 4 KiB pieces that
+ * cover arenas ever get memory): one shift, one compare and one load.
+ * Until it is mapped its length is 0 and every free takes the two-level
+ * table.
  */
 #include "config.h"
 #include "internal.h"
@@ -30,19 +31,20 @@ void hak__arena_tab_init(void)
 	 * the fast path */
 	if (hak__guard.level >= 2)
 		return;
-	uint8_t *t = hak__os_map(HAK_ARENA_TAB_LEN);
+	uint16_t *t = hak__os_map(HAK_ARENA_TAB_LEN * sizeof *t);
 	if (!t)
 		return; /* frees take the two-level table */
 	hak__arena_tab.tab = t;
 	__atomic_store_n(&hak__arena_tab.len, HAK_ARENA_TAB_LEN, __ATOMIC_RELEASE);
 }
 
-/* Mark the arena at a (4 MiB aligned) as one (in = true) or not. */
-void hak__arena_tab_set(const void *a, bool in)
+/* Mark the arena at a (4 MiB aligned) as one with row hint_idx of owner
+ * hints, or (0) as none. */
+void hak__arena_tab_set(const void *a, unsigned hint_idx)
 {
 	uintptr_t i = (uintptr_t)a >> HAK_ARENA_SHIFT;
 	if (i < hak__arena_tab.len)
-		__atomic_store_n(&hak__arena_tab.tab[i], (uint8_t)in, __ATOMIC_RELEASE);
+		__atomic_store_n(&hak__arena_tab.tab[i], (uint16_t)hint_idx, __ATOMIC_RELEASE);
 }
 
 static uint8_t *leaf_get(uintptr_t g)

@@ -39,6 +39,7 @@ void *hak__pool_alloc(unsigned cls, struct hak_seg_slot *st)
 			return NULL;
 		hak__page_init(pg, cls);
 		atomic_store_explicit(&pg->owner, HAK_OWNER_POOL, memory_order_release);
+		hak__hint_set(pg);
 		hak__spin_lock(&pc->lock);
 		pool_link(pc, pg);
 	}

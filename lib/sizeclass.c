@@ -26,6 +26,27 @@ const uint32_t hak__class_size[HAK_NUM_CLASSES] = {
 	9344, 10880, 13056, 16384, 21760, 32768,
 };
 
+/* Each class's block geometry in a page, for free's block-start check
+ * (hak__class_block_start): the blocks a page holds (bits 32-47) and
+ * ceil(2^32 / size) (bits 0-31), in one word so that free loads it once.
+ * (Generated from hak__class_size; unit-tested against it.) */
+const uint64_t hak__class_geom[HAK_NUM_CLASSES] = {
+	0x0100010000000ull, 0x0080008000000ull, 0x0055505555556ull,
+	0x0040004000000ull, 0x0033303333334ull, 0x002aa02aaaaabull,
+	0x0024902492493ull, 0x0020002000000ull, 0x001990199999aull,
+	0x0015501555556ull, 0x001240124924aull, 0x0010001000000ull,
+	0x000cc00cccccdull, 0x000aa00aaaaabull, 0x0009200924925ull,
+	0x0008000800000ull, 0x0006600666667ull, 0x0005500555556ull,
+	0x0004900492493ull, 0x0004000400000ull, 0x0003300333334ull,
+	0x0002a002aaaabull, 0x000240024924aull, 0x0002000200000ull,
+	0x000190019999aull, 0x0001500155556ull, 0x0001200124925ull,
+	0x0001000100000ull, 0x0000e000e38e4ull, 0x0000c000c30c4ull,
+	0x0000b000b2165ull, 0x0000a000a0a0bull, 0x0000900092493ull,
+	0x0000800080000ull, 0x0000700070382ull, 0x0000600060607ull,
+	0x0000500050506ull, 0x0000400040000ull, 0x0000300030304ull,
+	0x0000200020000ull,
+};
+
 /* hak__class_index[(n + 15) >> 4] is the class of every n <= 32768: one
  * lookup on the malloc fast path, in a 2 KiB table (the classes are at
  * least 16 bytes apart, so 16-byte steps are exact). */

@@ -46,6 +46,29 @@ START_TEST(table_shape)
 }
 END_TEST
 
+/* free's block-start check reads a class's geometry from two tables: they
+ * must say what a page of that class holds (hak__page_init's figures), and
+ * the check must accept exactly the block starts of such a page. */
+START_TEST(class_geometry_tables)
+{
+	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+		uint32_t bs = hak__class_size[c];
+		uint64_t g = hak__class_geom[c];
+		UCHECK((uint32_t)g == (uint32_t)((((uint64_t)1 << 32) + bs - 1) / bs),
+		       "class %u (%u): recip %u", c, (unsigned)bs, (unsigned)(uint32_t)g);
+		UCHECK(g >> 32 == HAK_PAGE_SIZE / bs, "class %u (%u): capacity %u", c,
+		       (unsigned)bs, (unsigned)(g >> 32));
+		/* every offset of a (fake, 64 KiB aligned) page */
+		for (uintptr_t off = 0; off < HAK_PAGE_SIZE; off += 16) {
+			bool start = off % bs == 0 && off / bs < HAK_PAGE_SIZE / bs;
+			UCHECK(hak__class_block_start(c, (void *)(((uintptr_t)1 << 30) + off)) == start,
+			       "class %u (%u), offset %u: block start %d", c, (unsigned)bs,
+			       (unsigned)off, (int)start);
+		}
+	}
+}
+END_TEST
+
 /* The thread cache of a class holds 64 KiB of blocks (at most 2048) up to
  * 512 bytes, otherwise 128 blocks but no more than 256 KiB: exactly that
  * many, and at least 8 (the fast paths keep no byte count, so this table is
@@ -172,6 +195,7 @@ int main(void)
 	Suite *s = suite_create("sizeclass");
 	TCase *tc = tu_add_tcase(s, "core", TIMEOUT_S);
 	tcase_add_test(tc, table_shape);
+	tcase_add_test(tc, class_geometry_tables);
 	tcase_add_test(tc, cache_caps_follow_the_rule);
 	tcase_add_test(tc, every_size_fits_smallest_class);
 	tcase_add_test(tc, class_sizes_map_to_themselves);
