@@ -381,17 +381,19 @@ static inline char *hak__page_start(const struct hak_page *pg)
 				   * pointers (47 bits) and the HAK_OWNER_ values */
 #define HAK_HINT_ARENAS 4096
 HAK_HIDDEN extern _Atomic uintptr_t hak__hints[HAK_HINT_ARENAS][HAK_ARENA_PAGES];
-/* Copy pg's owner word and class into its hint: after every owner change
- * (by whoever made it). */
-static inline void hak__hint_set(struct hak_page *pg)
+/* Set pg's hint to owner word o and class cls, values the caller knows:
+ * it reads nothing of pg, which may change hands the moment the caller
+ * lets it go.  So a thread that gives a page up (floats it, releases it,
+ * ends its BUSY hold) writes the hint *before* its store to the owner
+ * word, and one that takes a page writes it after its CAS or store, as the
+ * holder; the owner word's release/acquire orders the two hints. */
+static inline void hak__hint_put(struct hak_page *pg, uintptr_t o, unsigned cls)
 {
 	const struct hak_arena *a = hak__arena_of(pg);
 	if (!a->hint_idx)
 		return;
-	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_relaxed);
 	size_t idx = ((uintptr_t)pg >> HAK_DESC_SHIFT) & (HAK_ARENA_PAGES - 1);
-	atomic_store_explicit(&hak__hints[a->hint_idx][idx],
-			      (o << HAK_HINT_OWNER_SHIFT) | pg->class_idx,
+	atomic_store_explicit(&hak__hints[a->hint_idx][idx], (o << HAK_HINT_OWNER_SHIFT) | cls,
 			      memory_order_relaxed);
 }
 HAK_HIDDEN struct hak_page *hak__page_alloc(struct hak_seg_slot *st);
