@@ -368,7 +368,7 @@ static inline char *hak__page_start(const struct hak_page *pg)
  * descriptor, that is one line per page (on Larson 16-32 KiB, 1,600 of
  * them, pushed out of L2 by the blocks' own lines), and the line missed on
  * most frees.  So each page also has a hint: a copy of its owner word with
- * its class in the low byte, written after every change of the owner, 64
+ * its class in the low byte, written at every change of the owner, 64
  * of them per arena in one dense array for all arenas (the arena's index
  * in it is what the arena table holds), a few cache lines and TLB entries
  * for the whole heap.  A hint can be stale for a moment after an owner
