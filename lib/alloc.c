@@ -270,11 +270,7 @@ static HAK_NOINLINE void free_unhinted(struct hak_heap *h, void *p)
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_relaxed);
 	if (o != (uintptr_t)h)
 		return free_other(h, pg, p, o);
-	struct hak_block *b = p;
-	uintptr_t fm = hak__free_marker(b);
-	if (unlikely(!hak__block_start(pg, p) || b->marker == fm))
-		return free_checked(h, pg, b);
-	return free_held(h, pg->class_idx, b, fm);
+	return free_checked(h, pg, p); /* h's page behind a stale hint: rare */
 }
 
 /* Every call below is a tail call, so the fast path needs no stack frame.
@@ -296,9 +292,7 @@ void hak__free(void *p)
 	 * then, and frees the block as it comes) */
 	struct hak_block *b = p;
 	uintptr_t fm = hak__free_marker(b);
-	uint64_t g = h->geom[c];
-	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * (uint32_t)g;
-	if (unlikely(!((uint32_t)x < 65536 && (x >> 32) < (g >> 32)) || b->marker == fm))
+	if (unlikely(!hak__geom_block_start(h->geom[c], p) || b->marker == fm))
 		return free_checked(h, hak__page_of(p), b);
 	return free_held(h, c, b, fm);
 }

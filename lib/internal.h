@@ -457,18 +457,21 @@ HAK_HIDDEN extern struct hak_page hak__empty_page;
  * off * recip = idx * 2^32 + f: off is a multiple of size exactly when the
  * fraction f is below 2^16 (it is idx * (size * recip - 2^32) < off then;
  * otherwise f >= recip >= 2^17, without wrapping), and idx is off / size. */
-static inline bool hak__block_start(const struct hak_page *pg, const void *p)
+static inline bool hak__block_start_at(uint32_t recip, uint32_t capacity, const void *p)
 {
 	/* pages are 64 KiB aligned: the offset comes from the address */
-	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * pg->recip;
-	return (uint32_t)x < 65536 && (x >> 32) < pg->capacity;
+	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * recip;
+	return (uint32_t)x < 65536 && (x >> 32) < capacity;
 }
-/* The same from the class alone (the page's geometry is its class's). */
-static inline bool hak__class_block_start(size_t cls, const void *p)
+static inline bool hak__block_start(const struct hak_page *pg, const void *p)
 {
-	uint64_t g = hak__class_geom[cls];
-	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * (uint32_t)g;
-	return (uint32_t)x < 65536 && (x >> 32) < (g >> 32);
+	return hak__block_start_at(pg->recip, pg->capacity, p);
+}
+/* The same from a class's entry of hak__class_geom (a page's geometry is
+ * its class's). */
+static inline bool hak__geom_block_start(uint64_t geom, const void *p)
+{
+	return hak__block_start_at((uint32_t)geom, (uint32_t)(geom >> 32), p);
 }
 /* Pop the first block of pg's local free list (not empty), following the
  * encoded link with its check; the block is no longer free. */

@@ -27,7 +27,7 @@ const uint32_t hak__class_size[HAK_NUM_CLASSES] = {
 };
 
 /* Each class's block geometry in a page, for free's block-start check
- * (hak__class_block_start): the blocks a page holds (bits 32-47) and
+ * (hak__geom_block_start): the blocks a page holds (bits 32-47) and
  * ceil(2^32 / size) (bits 0-31), in one word so that free loads it once.
  * (Generated from hak__class_size; unit-tested against it.) */
 const uint64_t hak__class_geom[HAK_NUM_CLASSES] = {

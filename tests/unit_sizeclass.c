@@ -61,7 +61,7 @@ START_TEST(class_geometry_tables)
 		/* every offset of a (fake, 64 KiB aligned) page */
 		for (uintptr_t off = 0; off < HAK_PAGE_SIZE; off += 16) {
 			bool start = off % bs == 0 && off / bs < HAK_PAGE_SIZE / bs;
-			UCHECK(hak__class_block_start(c, (void *)(((uintptr_t)1 << 30) + off)) == start,
+			UCHECK(hak__geom_block_start(g, (void *)(((uintptr_t)1 << 30) + off)) == start,
 			       "class %u (%u), offset %u: block start %d", c, (unsigned)bs,
 			       (unsigned)off, (int)start);
 		}
