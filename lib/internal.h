@@ -188,7 +188,7 @@ struct hak_pending {
  * free-one/allocate-one pattern would otherwise pay per call.  A cached
  * block still counts in its page's used (it is not on any page list) and
  * carries the free marker, so a double free is still caught. */
-#define HAK_TC_SLOTS 12741 /* the sum of hak__tc_cap */
+#define HAK_TC_SLOTS 12909 /* the sum of hak__tc_cap */
 HAK_HIDDEN extern const uint16_t hak__tc_cap[HAK_NUM_CLASSES];
 
 /* Per-thread heap.  Only its thread touches active[], the lists and the
