@@ -100,9 +100,9 @@ unsigned hak__class_of_large(size_t size)
  * fills in two to five allocations, so a cache of a few blocks sent the
  * heap through its page lists (refill, flush, float, reclaim) on about
  * every other allocation once frees and allocations stopped alternating
- * exactly: on the published Larson at 2-32 KiB that was where most of
- * tcmalloc's lead came from.  A thread caches at most 9.2 MiB in all, with
- * no count of bytes to keep on the fast paths.  A loop that frees hundreds of small
+ * exactly: on the published Larson at 2-32 KiB that was much of
+ * tcmalloc's lead.  A thread caches at most 9.2 MiB in all, with no count
+ * of bytes to keep on the fast paths.  A loop that frees hundreds of small
  * blocks before it allocates them again stays in the cache instead of
  * returning them to their pages and taking them back.  The caches of a
  * heap share one array of HAK_TC_SLOTS pointers.  (Unit-tested against
