@@ -167,8 +167,7 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
  * caller held it; from here on nobody does. */
 void hak__page_release(struct hak_page *pg)
 {
-	hak__hint_put(pg, HAK_OWNER_FREE, pg->class_idx);
-	atomic_store_explicit(&pg->owner, HAK_OWNER_FREE, memory_order_release);
+	hak__owner_give(pg, HAK_OWNER_FREE, pg->class_idx);
 	pg->free = NULL;
 	pg->used = 0;
 	pg->in_list = 0;

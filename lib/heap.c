@@ -279,8 +279,7 @@ static bool page_float(struct hak_heap *h, struct hak_page *pg)
 {
 	atomic_store_explicit(&pg->float_gen, atomic_load_explicit(&h->gen, memory_order_relaxed),
 			      memory_order_relaxed);
-	hak__hint_put(pg, (uintptr_t)h | HAK_OWNER_FLOAT, pg->class_idx);
-	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
+	hak__owner_give(pg, (uintptr_t)h | HAK_OWNER_FLOAT, pg->class_idx);
 	if (!atomic_load_explicit(&pg->remote, memory_order_seq_cst))
 		return true;
 	/* A remote free raced with us and may have missed the float: take the
@@ -693,8 +692,7 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
 		return false;
 	}
 	bool drained = hak__page_drain(pg) != 0;
-	hak__hint_put(pg, busy & ~HAK_OWNER_BUSY, pg->class_idx);
-	atomic_store_explicit(&pg->owner, busy & ~HAK_OWNER_BUSY, memory_order_seq_cst);
+	hak__owner_give(pg, busy & ~HAK_OWNER_BUSY, pg->class_idx);
 	if (drained)
 		HAK_STAT_ADD(h->st->pending_drained, 1);
 	pending_requeue(pg, cls); /* the owner finds it there, with free blocks */
@@ -839,8 +837,7 @@ static void sweep_heap(struct hak_heap *src, unsigned budget_per_class)
 				hak__page_release(pg);
 				continue;
 			}
-			hak__hint_put(pg, o, pg->class_idx);
-			atomic_store_explicit(&pg->owner, o, memory_order_seq_cst);
+			hak__owner_give(pg, o, pg->class_idx);
 			pending_requeue(pg, c);
 		}
 	}
@@ -1030,8 +1027,7 @@ static void abandon_page(struct hak_heap *h, struct hak_page *pg)
 	/* Queued if it has free blocks, so that the next thread that needs a
 	 * page of its class adopts it warm instead of mapping a cold one; the
 	 * rest wait for the thread that frees into them to claim them. */
-	hak__hint_put(pg, (uintptr_t)h | HAK_OWNER_FLOAT, cls);
-	atomic_store_explicit(&pg->owner, (uintptr_t)h | HAK_OWNER_FLOAT, memory_order_seq_cst);
+	hak__owner_give(pg, (uintptr_t)h | HAK_OWNER_FLOAT, cls);
 	if (has_free || atomic_load_explicit(&pg->remote, memory_order_seq_cst))
 		pending_enqueue((uintptr_t)h | HAK_OWNER_FLOAT, pg, cls, h->st);
 	if (empty) /* the background thread sweeps it if nobody adopts it */

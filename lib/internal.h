@@ -385,8 +385,9 @@ HAK_HIDDEN extern _Atomic uintptr_t hak__hints[HAK_HINT_ARENAS][HAK_ARENA_PAGES]
  * it reads nothing of pg, which may change hands the moment the caller
  * lets it go.  So a thread that gives a page up (floats it, releases it,
  * ends its BUSY hold) writes the hint *before* its store to the owner
- * word, and one that takes a page writes it after its CAS or store, as the
- * holder; the owner word's release/acquire orders the two hints. */
+ * word (hak__owner_give), and one that takes a page writes it after its
+ * CAS or store, as the holder; the owner word's ordering orders the two
+ * hints. */
 static inline void hak__hint_put(struct hak_page *pg, uintptr_t o, unsigned cls)
 {
 	const struct hak_arena *a = hak__arena_of(pg);
@@ -395,6 +396,16 @@ static inline void hak__hint_put(struct hak_page *pg, uintptr_t o, unsigned cls)
 	size_t idx = ((uintptr_t)pg >> HAK_DESC_SHIFT) & (HAK_ARENA_PAGES - 1);
 	atomic_store_explicit(&hak__hints[a->hint_idx][idx], (o << HAK_HINT_OWNER_SHIFT) | cls,
 			      memory_order_relaxed);
+}
+/* Give pg up: its owner word becomes o (a page of class cls), the hint
+ * first.  Every path that lets a page go stores its owner word here, so
+ * none can store it before the hint.  (seq_cst, the strongest order any
+ * of them needs: the float checks the remote list after it; these are
+ * slow paths.) */
+static inline void hak__owner_give(struct hak_page *pg, uintptr_t o, unsigned cls)
+{
+	hak__hint_put(pg, o, cls);
+	atomic_store_explicit(&pg->owner, o, memory_order_seq_cst);
 }
 HAK_HIDDEN struct hak_page *hak__page_alloc(struct hak_seg_slot *st);
 HAK_HIDDEN void hak__page_release(struct hak_page *pg);

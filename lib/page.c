@@ -18,8 +18,8 @@ void hak__page_init(struct hak_page *pg, unsigned cls)
 	uint32_t bs = hak__class_size[cls];
 	pg->class_idx = (uint8_t)cls;
 	pg->block_size = bs;
-	pg->recip = (uint32_t)((((uint64_t)1 << 32) + bs - 1) / bs);
-	pg->capacity = (uint32_t)(HAK_PAGE_SIZE / bs);
+	pg->recip = (uint32_t)hak__class_geom[cls];
+	pg->capacity = (uint32_t)(hak__class_geom[cls] >> 32);
 	pg->carved = 0;
 	pg->used = 0;
 	pg->free = NULL;

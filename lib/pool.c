@@ -38,8 +38,7 @@ void *hak__pool_alloc(unsigned cls, struct hak_seg_slot *st)
 		if (!pg)
 			return NULL;
 		hak__page_init(pg, cls);
-		hak__hint_put(pg, HAK_OWNER_POOL, cls);
-		atomic_store_explicit(&pg->owner, HAK_OWNER_POOL, memory_order_release);
+		hak__owner_give(pg, HAK_OWNER_POOL, cls);
 		hak__spin_lock(&pc->lock);
 		pool_link(pc, pg);
 	}

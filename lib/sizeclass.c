@@ -14,38 +14,28 @@
 #include "config.h"
 #include "internal.h"
 
-const uint32_t hak__class_size[HAK_NUM_CLASSES] = {
-	16, 32, 48, 64, 80, 96, 112, 128,
-	160, 192, 224, 256,
-	320, 384, 448, 512,
-	640, 768, 896, 1024,
-	1280, 1536, 1792, 2048,
-	2560, 3072, 3584, 4096,
-	/* the largest multiple of 128 that fits k blocks in a page, k = 14..2 */
-	4608, 5376, 5888, 6528, 7168, 8192,
-	9344, 10880, 13056, 16384, 21760, 32768,
-};
+/* Every class size, once: both tables below are built from this list. */
+#define HAK_CLASS_SIZES(X)                                                   \
+	X(16) X(32) X(48) X(64) X(80) X(96) X(112) X(128)                    \
+	X(160) X(192) X(224) X(256)                                          \
+	X(320) X(384) X(448) X(512)                                          \
+	X(640) X(768) X(896) X(1024)                                         \
+	X(1280) X(1536) X(1792) X(2048)                                      \
+	X(2560) X(3072) X(3584) X(4096)                                      \
+	/* the largest multiple of 128 that fits k blocks in a page, k = 14..2 */ \
+	X(4608) X(5376) X(5888) X(6528) X(7168) X(8192)                      \
+	X(9344) X(10880) X(13056) X(16384) X(21760) X(32768)
 
-/* Each class's block geometry in a page, for free's block-start check
- * (hak__geom_block_start): the blocks a page holds (bits 32-47) and
- * ceil(2^32 / size) (bits 0-31), in one word so that free loads it once.
- * (Generated from hak__class_size; unit-tested against it.) */
-const uint64_t hak__class_geom[HAK_NUM_CLASSES] = {
-	0x0100010000000ull, 0x0080008000000ull, 0x0055505555556ull,
-	0x0040004000000ull, 0x0033303333334ull, 0x002aa02aaaaabull,
-	0x0024902492493ull, 0x0020002000000ull, 0x001990199999aull,
-	0x0015501555556ull, 0x001240124924aull, 0x0010001000000ull,
-	0x000cc00cccccdull, 0x000aa00aaaaabull, 0x0009200924925ull,
-	0x0008000800000ull, 0x0006600666667ull, 0x0005500555556ull,
-	0x0004900492493ull, 0x0004000400000ull, 0x0003300333334ull,
-	0x0002a002aaaabull, 0x000240024924aull, 0x0002000200000ull,
-	0x000190019999aull, 0x0001500155556ull, 0x0001200124925ull,
-	0x0001000100000ull, 0x0000e000e38e4ull, 0x0000c000c30c4ull,
-	0x0000b000b2165ull, 0x0000a000a0a0bull, 0x0000900092493ull,
-	0x0000800080000ull, 0x0000700070382ull, 0x0000600060607ull,
-	0x0000500050506ull, 0x0000400040000ull, 0x0000300030304ull,
-	0x0000200020000ull,
-};
+#define HAK_SIZE_ENTRY(bs) bs,
+const uint32_t hak__class_size[HAK_NUM_CLASSES] = {HAK_CLASS_SIZES(HAK_SIZE_ENTRY)};
+
+/* Each class's block geometry in a page (hak__block_start_at): the blocks
+ * a page holds (bits 32-47) and ceil(2^32 / size) (bits 0-31), in one word
+ * so that free loads it once; hak__page_init copies it into the page's
+ * descriptor.  (Unit-tested against hak__class_size.) */
+#define HAK_GEOM_ENTRY(bs) \
+	((uint64_t)(HAK_PAGE_SIZE / (bs)) << 32 | ((((uint64_t)1 << 32) + (bs) - 1) / (bs))),
+const uint64_t hak__class_geom[HAK_NUM_CLASSES] = {HAK_CLASS_SIZES(HAK_GEOM_ENTRY)};
 
 /* hak__class_index[(n + 15) >> 4] is the class of every n <= 32768: one
  * lookup on the malloc fast path, in a 2 KiB table (the classes are at
