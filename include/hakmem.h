@@ -39,7 +39,8 @@ int hak_malloc_trim(size_t pad);
 
 /* Statistics ---------------------------------------------------------- */
 
-#define HAK_STATS_VERSION 2 /* 2: the span tier's fields after classes[] */
+#define HAK_STATS_VERSION 3 /* 2: the span tier's fields after classes[];
+			     * 3: reserved_bytes */
 /* Upper bound on the number of size classes reported; the library fills
  * num_classes entries of classes[]. */
 #define HAK_STATS_MAX_CLASSES 48
@@ -79,6 +80,9 @@ struct hak_stats {
 	uint64_t large_inplace; /* reallocs that grew a large block in place */
 	uint64_t span_mapped_bytes; /* address space of the span tier (in mapped_bytes) */
 	uint64_t span_kept_bytes;   /* freed span memory kept resident for reuse */
+	/* version 3 */
+	uint64_t reserved_bytes;    /* address space reserved for arenas, not yet
+				     * mapped (not in mapped_bytes): no memory */
 };
 
 /* Fill *st (size bytes of it; pass sizeof *st).  Returns 0, or -1 with

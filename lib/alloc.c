@@ -36,10 +36,10 @@ static HAK_NOINLINE void *large_alloc(size_t size, size_t align, bool zero)
  * the block's cache line, which the store below does not.) */
 static inline void *small_alloc(struct hak_heap *h, size_t c)
 {
-	size_t n = h->tc_count[c];
-	if (likely(n)) {
-		struct hak_block *b = h->tc[c][--n];
-		h->tc_count[c] = (uint16_t)n;
+	struct hak_block **top = h->tc_top[c];
+	struct hak_block *b = top[-1]; /* NULL: the cache is empty */
+	if (likely(b)) {
+		h->tc_top[c] = top - 1;
 		/* a fork child must not find b in the cache without its marker */
 		hak__store_order();
 		b->marker = 0;
@@ -186,19 +186,19 @@ static HAK_NOINLINE void free_generic(struct hak_heap *h, void *p)
 	/* (no hak__background_poll here: see init.c) */
 }
 
-/* Into the thread cache of class c, which holds n blocks (a block of a
+/* Into the thread cache of class c at top, a free slot (a block of a
  * page h holds, already checked).  Both words of the block get the free
  * marker fm: the second finds a double free, both together a write after
- * free when the block leaves the cache for its page.  The count is stored
+ * free when the block leaves the cache for its page.  The top is stored
  * last, so that a fork child sees b in the cache only once it is marked. */
-static inline void tc_push(struct hak_heap *h, size_t c, size_t n, struct hak_block *b,
-			   uintptr_t fm)
+static inline void tc_push(struct hak_heap *h, size_t c, struct hak_block **top,
+			   struct hak_block *b, uintptr_t fm)
 {
 	b->marker = fm;
 	b->next = (struct hak_block *)fm;
-	h->tc[c][n] = b;
+	*top = b;
 	hak__store_order();
-	h->tc_count[c] = (uint16_t)(n + 1);
+	h->tc_top[c] = top + 1;
 }
 
 /* The cache of class c is full: make room, then push. */
@@ -206,8 +206,8 @@ static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct 
 					 uintptr_t fm)
 {
 	_Atomic uint32_t *g = hak__gate_enter(h);
-	hak__heap_tc_flush(h, c, h->tc_count[c] / 2);
-	tc_push(h, c, h->tc_count[c], b, fm);
+	hak__heap_tc_flush(h, c, hak__tc_cap[c] / 2);
+	tc_push(h, c, h->tc_top[c], b, fm);
 	hak__gate_exit(g);
 	if (--h->drain_tick == 0)
 		hak__heap_drain_tick(h);
@@ -217,11 +217,11 @@ static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct 
  * free marker. */
 static inline void free_held(struct hak_heap *h, size_t c, struct hak_block *b, uintptr_t fm)
 {
-	size_t n = h->tc_count[c]; /* read before the counter's store */
+	struct hak_block **top = h->tc_top[c];
 	HAK_STAT_ADD(h->st->frees[c], 1);
-	if (unlikely(n >= h->tc_cap[c]))
+	if (unlikely(top == h->tc_end[c]))
 		return free_cache_full(h, c, b, fm);
-	tc_push(h, c, n, b, fm);
+	tc_push(h, c, top, b, fm);
 	if (unlikely(--h->drain_tick == 0))
 		return hak__heap_drain_tick(h);
 }
@@ -262,10 +262,13 @@ static HAK_NOINLINE void free_other(struct hak_heap *h, struct hak_page *pg, str
 	hak__gate_exit(g);
 }
 
-/* A free in an arena whose owner hint does not name h: the descriptor's
- * owner word decides (the hint may be stale, see hak__hints). */
-static HAK_NOINLINE void free_unhinted(struct hak_heap *h, void *p)
+/* A free whose owner hint e does not name h: the descriptor's owner word
+ * decides (the hint may be stale, see hak__hints).  No hint at all (0):
+ * p is in no arena page, or in one without hints. */
+static HAK_NOINLINE void free_unhinted(struct hak_heap *h, void *p, uintptr_t e)
 {
+	if (!e)
+		return free_generic(h, p);
 	struct hak_page *pg = hak__page_of(p);
 	uintptr_t o = atomic_load_explicit(&pg->owner, memory_order_relaxed);
 	if (o != (uintptr_t)h)
@@ -283,16 +286,14 @@ void hak__free(void *p)
 {
 	__builtin_prefetch(p, 1);
 	struct hak_heap *h = hak__tl_heap;
-	uintptr_t row = hak__arena_hint_idx(p);
-	if (unlikely(!row))
+	uintptr_t i = hak__hint_index(p);
+	if (unlikely(i >= HAK_HINT_PAGES))
 		return free_generic(h, p);
-	uintptr_t e = atomic_load_explicit(
-		&hak__hints[row][((uintptr_t)p >> HAK_PAGE_SHIFT) & (HAK_ARENA_PAGES - 1)],
-		memory_order_relaxed);
+	uintptr_t e = atomic_load_explicit(&hak__hints[i], memory_order_relaxed);
 	/* e names h exactly when it differs from h's own only in the class */
 	size_t c = e ^ h->hint_self;
 	if (unlikely(c >= HAK_NUM_CLASSES))
-		return free_unhinted(h, p);
+		return free_unhinted(h, p, e);
 	/* the checks of HAKMEM_CHECK=1 (at 0 too: free_checked reports nothing
 	 * then, and frees the block as it comes) */
 	struct hak_block *b = p;

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <string.h>
 
@@ -64,26 +65,88 @@ static size_t pool_keep_pages(void)
 	return keep > min ? keep : min;
 }
 
-/* Owner hints of every arena's pages (see internal.h), 32 KiB per 64
- * arenas; rows handed out in order, never reused. */
-_Atomic uintptr_t hak__hints[HAK_HINT_ARENAS][HAK_ARENA_PAGES];
-static _Atomic uint32_t hint_rows;
+/* Owner hints (see internal.h): 8 bytes per page of the span, 2 MiB of
+ * zero pages until arenas use them. */
+uintptr_t hak__hint_base = HAK_HINT_BASE_OFF;
+_Atomic uintptr_t hak__hints[HAK_HINT_PAGES];
+/* The part of the span reserved at start-up, in arenas, and how many of
+ * those places arenas took (the next goes at this index). */
+static uintptr_t span_arenas;
+static _Atomic uintptr_t span_next;
+
+/* Reserve the span: as much of HAK_HINT_SPAN as the kernel grants, 4 MiB
+ * aligned, wherever it places it (so a sanitizer's layout is respected,
+ * and address randomisation applies).  Arenas are then mapped into it in
+ * order; the reservation itself keeps other mappings out.  Not at
+ * HAKMEM_CHECK=2 (every free must see the canary), nor under RLIMIT_AS: a
+ * mapping inside a reservation does not grow the address space the kernel
+ * counts, and an arena would escape the limit. */
+void hak__hints_init(void)
+{
+	if (hak__guard.level >= 2 || hak__os_as_limited())
+		return;
+	for (uintptr_t size = HAK_HINT_SPAN; size >= (uintptr_t)256 << 20; size /= 4) {
+		void *r = hak__os_reserve(size, HAK_ARENA_SIZE);
+		if (r) {
+			span_arenas = size / HAK_ARENA_SIZE;
+			hak__hint_base = (uintptr_t)r;
+			HAK_GSTAT_ADD(hak__seg->global.reserved_bytes, size);
+			return;
+		}
+	}
+}
+
+/* A fresh arena's memory: the next place in the span, else anywhere (4 MiB
+ * aligned), without hints.  The span is passed over once the address
+ * space is limited (see hak__hints_init).  A place whose memory the kernel
+ * refused is handed back for the next arena, unless another thread took a
+ * place meanwhile. */
+static struct hak_arena *arena_map(void)
+{
+	uintptr_t n = atomic_load_explicit(&span_next, memory_order_relaxed);
+	while (n < span_arenas && !hak__os_as_limited()) {
+		if (!atomic_compare_exchange_weak_explicit(&span_next, &n, n + 1,
+							   memory_order_relaxed,
+							   memory_order_relaxed))
+			continue;
+		void *a = hak__os_map_reserved((void *)(hak__hint_base + n * HAK_ARENA_SIZE),
+					       HAK_ARENA_SIZE);
+		if (a) {
+			HAK_GSTAT_SUB(hak__seg->global.reserved_bytes, HAK_ARENA_SIZE);
+			return a;
+		}
+		uintptr_t next = n + 1;
+		atomic_compare_exchange_strong_explicit(&span_next, &next, n, memory_order_relaxed,
+							memory_order_relaxed);
+		return NULL;
+	}
+	return hak__os_map_aligned(HAK_ARENA_SIZE, HAK_ARENA_SIZE);
+}
+
+/* Undo arena_map for an arena none of whose pages was handed out: an arena
+ * of the span goes back to the reservation (its place is not used again). */
+static void arena_unmap(struct hak_arena *a)
+{
+	uintptr_t off = (uintptr_t)a - hak__hint_base;
+	if (span_arenas && off < span_arenas * HAK_ARENA_SIZE) {
+		hak__os_unmap_reserved(a, HAK_ARENA_SIZE);
+		HAK_GSTAT_ADD(hak__seg->global.reserved_bytes, HAK_ARENA_SIZE);
+	} else {
+		hak__os_unmap(a, HAK_ARENA_SIZE);
+	}
+}
 
 static struct hak_arena *arena_new(void)
 {
-	struct hak_arena *a = hak__os_map_aligned(HAK_ARENA_SIZE, HAK_ARENA_SIZE);
+	struct hak_arena *a = arena_map();
 	if (!a)
 		return NULL;
 	if (hak__map_set((char *)a + HAK_PAGE_SIZE, HAK_ARENA_SIZE - HAK_PAGE_SIZE,
 			 HAK_MAP_SMALL) != 0) {
-		hak__os_unmap(a, HAK_ARENA_SIZE);
+		arena_unmap(a);
 		return NULL;
 	}
 	a->pages_carved = 0;
-	/* its row of owner hints (row 0 is nobody's) */
-	uint32_t row = atomic_fetch_add_explicit(&hint_rows, 1, memory_order_relaxed) + 1;
-	a->hint_idx = row < HAK_HINT_ARENAS ? row : 0;
-	hak__arena_tab_set(a, a->hint_idx);
 	HAK_GSTAT_ADD(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
 	return a;
 }
@@ -154,9 +217,8 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 	pages_out++;
 	hak__spin_unlock(&pool_lock);
 	if (fresh) { /* a third arena in the race: not needed */
-		hak__arena_tab_set(fresh, 0);
 		hak__map_set(fresh, HAK_ARENA_SIZE, HAK_MAP_NONE);
-		hak__os_unmap(fresh, HAK_ARENA_SIZE);
+		arena_unmap(fresh);
 		HAK_GSTAT_SUB(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
 	}
 	HAK_STAT_ADD(st->pages_from_os, 1);

@@ -27,7 +27,11 @@
 /* Frees between two visits of an own queue under owner and adopt. */
 #define HAK_OWN_TICK 256u
 
+/* Every cache of the empty heap is empty (its top is above the NULL in
+ * slot 0) and full (its end is its top). */
 struct hak_heap hak__empty_heap = {
+	.tc_top = {[0 ... HAK_NUM_CLASSES - 1] = &hak__empty_heap.tc_slots[1]},
+	.tc_end = {[0 ... HAK_NUM_CLASSES - 1] = &hak__empty_heap.tc_slots[1]},
 	.active = {[0 ... HAK_NUM_CLASSES - 1] = &hak__empty_page},
 };
 __thread struct hak_heap *hak__tl_heap __attribute__((tls_model("initial-exec"))) =
@@ -62,13 +66,13 @@ static void heap_setup(struct hak_heap *h)
 {
 	size_t slot = 0;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-		h->tc[c] = h->tc_slots + slot;
+		h->tc_slots[slot++] = NULL; /* below the cache: malloc stops here */
+		h->tc_top[c] = h->tc_slots + slot;
 		slot += hak__tc_cap[c];
+		h->tc_end[c] = h->tc_slots + slot;
 		h->active[c] = &hak__empty_page;
 		h->partial[c] = NULL;
 		h->full[c] = h->full_tail[c] = NULL;
-		h->tc_count[c] = 0;
-		h->tc_cap[c] = hak__tc_cap[c];
 		h->geom[c] = hak__class_geom[c];
 	}
 	h->hint_self = (uintptr_t)h << HAK_HINT_OWNER_SHIFT;
@@ -553,12 +557,13 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
  * the ordinary free path for a page held by someone else. */
 void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 {
-	unsigned n = h->tc_count[cls];
+	struct hak_block **base = hak__tc_base(h, cls);
+	unsigned n = hak__tc_count(h, cls);
 	if (keep >= n)
 		return;
 	unsigned out = n - keep;
 	for (unsigned i = 0; i < out; i++) {
-		struct hak_block *b = h->tc[cls][i];
+		struct hak_block *b = base[i];
 		struct hak_page *pg = hak__page_of(b);
 		/* free wrote the marker into both words: a write after free? */
 		uintptr_t fm = hak__free_marker(b);
@@ -580,8 +585,8 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 	}
 	/* the newest stay, moved down (memmove: libc's, which allocates
 	 * nothing, copies them many at a time) */
-	memmove(&h->tc[cls][0], &h->tc[cls][out], keep * sizeof h->tc[cls][0]);
-	h->tc_count[cls] = (uint16_t)keep;
+	memmove(base, base + out, keep * sizeof *base);
+	h->tc_top[cls] = base + keep;
 }
 
 /* A free into a page h has just taken over (in no list, not active). */

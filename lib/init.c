@@ -108,8 +108,8 @@ void hak__init_slow(void)
 	hak__options_init();
 	hak__guard_init();
 	hak__gate_init();
-	hak__arena_tab_init();
 	hak__stats_init();
+	hak__hints_init(); /* counts the reservation */
 	hak__prof_init();
 	heap_key_ok = pthread_key_create(&heap_key, thread_exit) == 0;
 	atomic_store_explicit(&hak__initialized, 1, memory_order_release);

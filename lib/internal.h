@@ -123,7 +123,8 @@ struct hak_page {
 	_Atomic uint32_t float_gen; /* owner heap's generation when it floated the page */
 	uint32_t capacity;        /* blocks that fit in the page */
 	uint32_t block_size;
-	uint32_t recip;           /* ceil(2^32 / block_size): offset -> index */
+	uint32_t recip;           /* hak__class_geom's: block starts (hak__block_start_at) */
+	uint32_t bound;
 	uint8_t class_idx;
 };
 _Static_assert(sizeof(struct hak_page) == 2 * HAK_CACHE_LINE,
@@ -167,7 +168,6 @@ static inline void hak__plist_unlink(struct hak_page **head, struct hak_page **t
 #define HAK_ARENA_COLOURS 8
 struct hak_arena {
 	uint32_t pages_carved;    /* pages [1, pages_carved] have been handed out */
-	uint32_t hint_idx;        /* its row of hak__hints, 0 for none */
 };
 _Static_assert(HAK_ARENA_COLOURS * HAK_ARENA_PAGES * sizeof(struct hak_page) <= HAK_PAGE_SIZE,
 	       "every colour's descriptors fit in an arena's first page");
@@ -183,23 +183,35 @@ struct hak_pending {
 	uint32_t pad;
 };
 
+/* A class's block geometry in a page, what free's block-start check
+ * (hak__block_start_at) reads: one 8-byte word per class. */
+struct hak_geom {
+	uint32_t recip; /* ceil(2^32 / size) */
+	uint32_t bound; /* capacity * (size * recip - 2^32), or 1 */
+};
+
 /* Local block cache: the last blocks a thread freed into pages it holds,
  * handed out again first.  It batches the page-list transitions that a
  * free-one/allocate-one pattern would otherwise pay per call.  A cached
  * block still counts in its page's used (it is not on any page list) and
- * carries the free marker, so a double free is still caught. */
-#define HAK_TC_SLOTS 12909 /* the sum of hak__tc_cap */
+ * carries the free marker, so a double free is still caught.  Each class's
+ * cache is a stack of block pointers in the heap's tc_slots, below a NULL
+ * slot of its own: malloc finds the cache empty when the slot under the
+ * top holds NULL, with no count to compare, and free full when the top
+ * reaches the end. */
+#define HAK_TC_SLOTS (12909 + HAK_NUM_CLASSES) /* the sum of hak__tc_cap, and
+						  * the NULL below each cache */
 HAK_HIDDEN extern const uint16_t hak__tc_cap[HAK_NUM_CLASSES];
 
 /* Per-thread heap.  Only its thread touches active[], the lists and the
  * cache; other threads only push onto pending[]. */
 struct hak_heap {
-	uint16_t tc_count[HAK_NUM_CLASSES];
-	struct hak_block **tc[HAK_NUM_CLASSES]; /* each class's part of tc_slots */
-	uint16_t tc_cap[HAK_NUM_CLASSES]; /* hak__tc_cap, here on the line free reads */
+	struct hak_block **tc_top[HAK_NUM_CLASSES]; /* each class's cache: above
+						    * its newest block */
+	struct hak_block **tc_end[HAK_NUM_CLASSES]; /* ... and past its last slot */
 	uintptr_t hint_self;      /* what this heap's owner hints hold above their
 				   * class byte (hak__hints): free compares */
-	uint64_t geom[HAK_NUM_CLASSES]; /* hak__class_geom, beside the cache */
+	struct hak_geom geom[HAK_NUM_CLASSES]; /* hak__class_geom, beside the cache */
 	struct hak_page *active[HAK_NUM_CLASSES]; /* never NULL: hak__empty_page */
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
 	int64_t prof_left;        /* bytes to the next profile sample (prof.c):
@@ -236,6 +248,16 @@ struct hak_heap {
 	struct hak_block *tc_slots[HAK_TC_SLOTS];
 };
 
+/* The first slot of class c's cache, and the blocks in it. */
+static inline struct hak_block **hak__tc_base(struct hak_heap *h, unsigned c)
+{
+	return h->tc_end[c] - hak__tc_cap[c];
+}
+static inline unsigned hak__tc_count(struct hak_heap *h, unsigned c)
+{
+	return (unsigned)(h->tc_top[c] - hak__tc_base(h, c));
+}
+
 /* Options (options.c) ------------------------------------------------- */
 enum hak_strategy {
 	HAK_DRAIN_OWNER,
@@ -270,7 +292,8 @@ HAK_HIDDEN const char *hak__strategy_name(int s);
 
 /* sizeclass.c ---------------------------------------------------------- */
 HAK_HIDDEN extern const uint32_t hak__class_size[HAK_NUM_CLASSES];
-HAK_HIDDEN extern const uint64_t hak__class_geom[HAK_NUM_CLASSES];
+HAK_HIDDEN extern const struct hak_geom hak__class_geom[HAK_NUM_CLASSES];
+HAK_HIDDEN extern const uint16_t hak__class_capacity[HAK_NUM_CLASSES];
 HAK_HIDDEN extern const uint8_t hak__class_index[(HAK_SMALL_MAX >> 4) + 1];
 HAK_HIDDEN extern const uint8_t hak__class_mid[(HAK_SMALL_MAX >> 7) + 1];
 HAK_HIDDEN unsigned hak__class_of_large(size_t size);
@@ -284,6 +307,10 @@ static inline unsigned hak__class_of(size_t size)
 /* os.c ------------------------------------------------------------------ */
 HAK_HIDDEN void *hak__os_map(size_t size);
 HAK_HIDDEN void *hak__os_map_aligned(size_t size, size_t align);
+HAK_HIDDEN void *hak__os_reserve(size_t size, size_t align);
+HAK_HIDDEN void *hak__os_map_reserved(void *p, size_t size);
+HAK_HIDDEN void hak__os_unmap_reserved(void *p, size_t size);
+HAK_HIDDEN bool hak__os_as_limited(void);
 HAK_HIDDEN void hak__os_unmap(void *p, size_t size);
 HAK_HIDDEN void hak__os_purge(void *p, size_t size);
 HAK_HIDDEN uint64_t hak__now_ns(void);
@@ -322,22 +349,6 @@ static inline unsigned hak__map_kind(const void *p)
 				    memory_order_relaxed);
 }
 HAK_HIDDEN int hak__map_set(void *p, size_t size, unsigned kind);
-/* Two bytes per 4 MiB: where an arena of pages is (its metadata page
- * too), its row of owner hints (hak__hints, from 1), else 0. */
-struct hak_arena_tab {
-	uint16_t *tab;
-	uintptr_t len; /* entries; 0 until hak__arena_tab_init() */
-};
-HAK_HIDDEN extern struct hak_arena_tab hak__arena_tab;
-HAK_HIDDEN void hak__arena_tab_init(void);
-HAK_HIDDEN void hak__arena_tab_set(const void *arena, unsigned hint_idx);
-/* p's arena's row of hints, 0 if p is in no arena (or one without hints). */
-static inline uintptr_t hak__arena_hint_idx(const void *p)
-{
-	uintptr_t i = (uintptr_t)p >> HAK_ARENA_SHIFT;
-	return likely(i < hak__arena_tab.len) ? hak__arena_tab.tab[i] : 0;
-}
-
 /* arena.c: arenas, page descriptors, the free-page pool, purge ---------- */
 static inline struct hak_arena *hak__arena_of(const void *p)
 {
@@ -368,19 +379,34 @@ static inline char *hak__page_start(const struct hak_page *pg)
  * descriptor, that is one line per page (on Larson 16-32 KiB, 1,600 of
  * them, pushed out of L2 by the blocks' own lines), and the line missed on
  * most frees.  So each page also has a hint: a copy of its owner word with
- * its class in the low byte, written at every change of the owner, 64
- * of them per arena in one dense array for all arenas (the arena's index
- * in it is what the arena table holds), a few cache lines and TLB entries
- * for the whole heap.  A hint can be stale for a moment after an owner
- * change; free trusts only a hint that names the calling heap, and what it
- * does then is safe even if the page has just left that heap: it caches
- * the block, and the cache's flush checks the real owner
- * (hak__heap_tc_flush).  Arenas beyond HAK_HINT_ARENAS (16 GiB of small
- * blocks) have no hints: their frees take the general path. */
+ * its class in the low byte, written at every change of the owner, in one
+ * dense array, a few cache lines and TLB entries for the whole heap.  The
+ * array covers HAK_HINT_SPAN bytes of address space from hak__hint_base,
+ * where arenas are asked to go (arena.c), so that free finds a page's hint
+ * with a subtraction and a shift; an entry that no arena page wrote is 0.
+ * A hint can be stale for a moment after an owner change; free trusts only
+ * a hint that names the calling heap, and what it does then is safe even
+ * if the page has just left that heap: it caches the block, and the
+ * cache's flush checks the real owner (hak__heap_tc_flush).  Arenas
+ * outside the span (beyond 16 GiB of them, or where the kernel would not
+ * place them) have no hints: their frees take the general path. */
 #define HAK_HINT_OWNER_SHIFT 8 /* owner words are below 2^56: heap
 				   * pointers (47 bits) and the HAK_OWNER_ values */
 #define HAK_HINT_ARENAS 4096
-HAK_HIDDEN extern _Atomic uintptr_t hak__hints[HAK_HINT_ARENAS][HAK_ARENA_PAGES];
+#define HAK_HINT_PAGES ((uintptr_t)HAK_HINT_ARENAS * HAK_ARENA_PAGES)
+#define HAK_HINT_SPAN (HAK_HINT_PAGES * HAK_PAGE_SIZE)
+/* hak__hint_base until hak__hints_init, and for good at HAKMEM_CHECK=2
+ * (every free must then see the canary): every user-space address p
+ * (below 2^47) is far out of the span, since p - base = p + 2^40. */
+#define HAK_HINT_BASE_OFF ((uintptr_t)-1 << 40)
+HAK_HIDDEN extern uintptr_t hak__hint_base;
+HAK_HIDDEN extern _Atomic uintptr_t hak__hints[HAK_HINT_PAGES];
+HAK_HIDDEN void hak__hints_init(void);
+/* p's entry of hak__hints, or an index >= HAK_HINT_PAGES for none. */
+static inline uintptr_t hak__hint_index(const void *p)
+{
+	return ((uintptr_t)p - hak__hint_base) >> HAK_PAGE_SHIFT;
+}
 /* Set pg's hint to owner word o and class cls, values the caller knows:
  * it reads nothing of pg, which may change hands the moment the caller
  * lets it go.  So a thread that gives a page up (floats it, releases it,
@@ -390,11 +416,10 @@ HAK_HIDDEN extern _Atomic uintptr_t hak__hints[HAK_HINT_ARENAS][HAK_ARENA_PAGES]
  * hints. */
 static inline void hak__hint_put(struct hak_page *pg, uintptr_t o, unsigned cls)
 {
-	const struct hak_arena *a = hak__arena_of(pg);
-	if (!a->hint_idx)
+	uintptr_t i = hak__hint_index(hak__page_start(pg));
+	if (i >= HAK_HINT_PAGES)
 		return;
-	size_t idx = ((uintptr_t)pg >> HAK_DESC_SHIFT) & (HAK_ARENA_PAGES - 1);
-	atomic_store_explicit(&hak__hints[a->hint_idx][idx], (o << HAK_HINT_OWNER_SHIFT) | cls,
+	atomic_store_explicit(&hak__hints[i], (o << HAK_HINT_OWNER_SHIFT) | cls,
 			      memory_order_relaxed);
 }
 /* Give pg up: its owner word becomes o (a page of class cls), the hint
@@ -463,26 +488,30 @@ HAK_HIDDEN void hak__canary_check(void *p, size_t usable, const char *call);
 
 /* page.c: carving, local free lists, remote lists ----------------------- */
 HAK_HIDDEN extern struct hak_page hak__empty_page;
-/* Whether p is the start of a block of pg: one multiply by the reciprocal
- * recip = ceil(2^32 / size), no division.  For off < 2^16 and size <= 2^15,
- * off * recip = idx * 2^32 + f: off is a multiple of size exactly when the
- * fraction f is below 2^16 (it is idx * (size * recip - 2^32) < off then;
- * otherwise f >= recip >= 2^17, without wrapping), and idx is off / size. */
-static inline bool hak__block_start_at(uint32_t recip, uint32_t capacity, const void *p)
+/* Whether p is the start of a block of a page of geometry (recip, bound):
+ * one multiply and one compare, no division.  recip = ceil(2^32 / size)
+ * = (2^32 + e) / size, e < size.  For an offset off = k * size + r in the
+ * 64 KiB page (size <= 2^15), the low 32 bits of off * recip are
+ * k * e + r * recip, without wrapping: k * e < 2^16, and r * recip is 0
+ * for r = 0 and otherwise between recip >= 2^17 and 2^32 + e - recip.  So
+ * they are below bound = capacity * e exactly for the block starts k <
+ * capacity (bound <= 2^16); a size that is a power of two (e = 0) fills
+ * its page, and every multiple of it in the page is a block start: bound
+ * is 1 then.  (unit_sizeclass checks every offset of every class.) */
+static inline bool hak__block_start_at(uint32_t recip, uint32_t bound, const void *p)
 {
 	/* pages are 64 KiB aligned: the offset comes from the address */
-	uint64_t x = (uint64_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * recip;
-	return (uint32_t)x < 65536 && (x >> 32) < capacity;
+	return (uint32_t)((uint32_t)((uintptr_t)p & (HAK_PAGE_SIZE - 1)) * recip) < bound;
 }
 static inline bool hak__block_start(const struct hak_page *pg, const void *p)
 {
-	return hak__block_start_at(pg->recip, pg->capacity, p);
+	return hak__block_start_at(pg->recip, pg->bound, p);
 }
 /* The same from a class's entry of hak__class_geom (a page's geometry is
  * its class's). */
-static inline bool hak__geom_block_start(uint64_t geom, const void *p)
+static inline bool hak__geom_block_start(struct hak_geom g, const void *p)
 {
-	return hak__block_start_at((uint32_t)geom, (uint32_t)(geom >> 32), p);
+	return hak__block_start_at(g.recip, g.bound, p);
 }
 /* Pop the first block of pg's local free list (not empty), following the
  * encoded link with its check; the block is no longer free. */

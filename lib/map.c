@@ -4,15 +4,9 @@
  * A two-level table: 2^15 top entries (one per 4 GiB) pointing to leaves of
  * 2^16 bytes (one byte per 64 KiB granule), mapped on first use and never
  * freed.  free() and friends consult it before they trust any metadata, so
- * a foreign pointer is reported instead of corrupting memory.
- *
- * The free fast path asks a cheaper question first: is p in a 4 MiB arena
- * of pages, and which row of owner hints is the arena's?  hak__arena_tab
- * has two bytes per 4 MiB of the 47-bit address space (64 MiB of address
- * space, mapped without reserve at start-up; only the 4 KiB pieces that
- * cover arenas ever get memory): one shift, one compare and one load.
- * Until it is mapped its length is 0 and every free takes the two-level
- * table.
+ * a foreign pointer is reported instead of corrupting memory.  (The free
+ * fast path asks the owner hints first, see internal.h: a page that has
+ * one is an arena's.)
  */
 #include "config.h"
 #include "internal.h"
@@ -21,32 +15,6 @@
 #define HAK_MAP_LEAF_SIZE ((size_t)1 << HAK_MAP_LEAF_SHIFT)
 
 _Atomic(uint8_t *) hak__map_top[HAK_MAP_TOP_ENTRIES];
-struct hak_arena_tab hak__arena_tab;
-
-#define HAK_ARENA_TAB_LEN ((uintptr_t)1 << (47 - HAK_ARENA_SHIFT))
-
-void hak__arena_tab_init(void)
-{
-	/* HAKMEM_CHECK=2: every free must see the canary, so none may take
-	 * the fast path */
-	if (hak__guard.level >= 2)
-		return;
-	uint16_t *t = hak__os_map(HAK_ARENA_TAB_LEN * sizeof *t);
-	if (!t)
-		return; /* frees take the two-level table */
-	hak__arena_tab.tab = t;
-	__atomic_store_n(&hak__arena_tab.len, HAK_ARENA_TAB_LEN, __ATOMIC_RELEASE);
-}
-
-/* Mark the arena at a (4 MiB aligned) as one with row hint_idx of owner
- * hints, or (0) as none. */
-void hak__arena_tab_set(const void *a, unsigned hint_idx)
-{
-	uintptr_t i = (uintptr_t)a >> HAK_ARENA_SHIFT;
-	if (i < hak__arena_tab.len)
-		__atomic_store_n(&hak__arena_tab.tab[i], (uint16_t)hint_idx, __ATOMIC_RELEASE);
-}
-
 static uint8_t *leaf_get(uintptr_t g)
 {
 	_Atomic(uint8_t *) *slot = &hak__map_top[g >> HAK_MAP_LEAF_SHIFT];

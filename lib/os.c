@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,56 @@ void *hak__os_map_aligned(size_t size, size_t align)
 	if (tail)
 		hak__os_unmap((char *)start + size, tail);
 	return (void *)start;
+}
+
+/* Reserve size bytes of address space (aligned to align, a power of two):
+ * no access, no memory, not counted against the commit limit. */
+void *hak__os_reserve(size_t size, size_t align)
+{
+	if (size + align < size)
+		return NULL;
+	int saved = errno;
+	char *raw = mmap(NULL, size + align, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	errno = saved;
+	if (raw == MAP_FAILED)
+		return NULL;
+	uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+	if (start != (uintptr_t)raw)
+		hak__os_unmap(raw, start - (uintptr_t)raw);
+	hak__os_unmap((char *)start + size, (uintptr_t)raw + align - start);
+	return (void *)start;
+}
+
+/* Memory for [p, p + size) of a reservation, or NULL with ENOMEM. */
+void *hak__os_map_reserved(void *p, size_t size)
+{
+	void *q = mmap(p, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	if (q == MAP_FAILED) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return q;
+}
+
+/* Give [p, p + size) of a reservation back: its memory goes, the range stays
+ * reserved. */
+void hak__os_unmap_reserved(void *p, size_t size)
+{
+	int saved = errno;
+	if (mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+		 -1, 0) == MAP_FAILED)
+		madvise(p, size, MADV_DONTNEED); /* refused: at least the memory goes */
+	errno = saved;
+}
+
+/* Whether the address space is limited (RLIMIT_AS): reserved address space
+ * would then escape the kernel's count, see hak__hints_init. */
+bool hak__os_as_limited(void)
+{
+	struct rlimit r;
+	return getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
 }
 
 void hak__os_unmap(void *p, size_t size)

@@ -18,8 +18,9 @@ void hak__page_init(struct hak_page *pg, unsigned cls)
 	uint32_t bs = hak__class_size[cls];
 	pg->class_idx = (uint8_t)cls;
 	pg->block_size = bs;
-	pg->recip = (uint32_t)hak__class_geom[cls];
-	pg->capacity = (uint32_t)(hak__class_geom[cls] >> 32);
+	pg->recip = hak__class_geom[cls].recip;
+	pg->bound = hak__class_geom[cls].bound;
+	pg->capacity = hak__class_capacity[cls];
 	pg->carved = 0;
 	pg->used = 0;
 	pg->free = NULL;

@@ -29,13 +29,21 @@
 #define HAK_SIZE_ENTRY(bs) bs,
 const uint32_t hak__class_size[HAK_NUM_CLASSES] = {HAK_CLASS_SIZES(HAK_SIZE_ENTRY)};
 
-/* Each class's block geometry in a page (hak__block_start_at): the blocks
- * a page holds (bits 32-47) and ceil(2^32 / size) (bits 0-31), in one word
- * so that free loads it once; hak__page_init copies it into the page's
- * descriptor.  (Unit-tested against hak__class_size.) */
+/* Each class's block geometry in a page (hak__block_start_at): the
+ * reciprocal of its size, ceil(2^32 / size), and the bound below which the
+ * low half of offset * reciprocal marks a block start; hak__page_init
+ * copies it into the page's descriptor, hak__heap_init into the heap.
+ * (Unit-tested against hak__class_size, at every offset.) */
+#define HAK_RECIP(bs) ((((uint64_t)1 << 32) + (bs) - 1) / (bs))
+#define HAK_EXCESS(bs) ((bs) * HAK_RECIP(bs) - ((uint64_t)1 << 32))
 #define HAK_GEOM_ENTRY(bs) \
-	((uint64_t)(HAK_PAGE_SIZE / (bs)) << 32 | ((((uint64_t)1 << 32) + (bs) - 1) / (bs))),
-const uint64_t hak__class_geom[HAK_NUM_CLASSES] = {HAK_CLASS_SIZES(HAK_GEOM_ENTRY)};
+	{(uint32_t)HAK_RECIP(bs), \
+	 HAK_EXCESS(bs) ? (uint32_t)(HAK_PAGE_SIZE / (bs) * HAK_EXCESS(bs)) : 1},
+const struct hak_geom hak__class_geom[HAK_NUM_CLASSES] = {HAK_CLASS_SIZES(HAK_GEOM_ENTRY)};
+
+/* The blocks a page of each class holds. */
+#define HAK_CAPACITY_ENTRY(bs) (uint16_t)(HAK_PAGE_SIZE / (bs)),
+const uint16_t hak__class_capacity[HAK_NUM_CLASSES] = {HAK_CLASS_SIZES(HAK_CAPACITY_ENTRY)};
 
 /* hak__class_index[(n + 15) >> 4] is the class of every n <= 32768: one
  * lookup on the malloc fast path, in a 2 KiB table (the classes are at

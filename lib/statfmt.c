@@ -236,6 +236,7 @@ void hak__statsum_begin(struct hak_statsum *s, const struct hak_seg_header *h)
 	s->unpurged_free_bytes = rd(&g->unpurged_free_bytes);
 	s->purged_bytes = rd(&g->purged_bytes);
 	s->span_mapped_bytes = rd(&g->span_mapped_bytes);
+	s->reserved_bytes = rd(&g->reserved_bytes);
 	for (unsigned i = 0; i < HAK_SEG_SPAN_SHARDS; i++)
 		s->span_kept_bytes += rd(&g->span_kept_bytes[i]);
 	s->vm_rss = -1;
@@ -420,6 +421,7 @@ size_t hak__statfmt_text(const struct hak_statsum *s, char *buf, size_t cap)
 	hak__sb_str(&b, " heaps created)\n");
 	line_bytes(&b, "bytes in use", s->bytes_in_use, NULL);
 	line_bytes(&b, "mapped", s->mapped_bytes, NULL);
+	line_bytes(&b, "reserved", s->reserved_bytes, "address space for arenas, no memory");
 	line_bytes(&b, "resident (bound)", s->resident_bound, "mapped minus purged");
 	line_label(&b, "resident (VmRSS)");
 	if (s->vm_rss >= 0) {

@@ -56,6 +56,7 @@ struct hak_statsum {
 	uint64_t large_direct;   /* ... by a mapping of their own */
 	uint64_t large_inplace;  /* reallocs that grew a large block in place */
 	uint64_t span_mapped_bytes; /* span tier regions */
+	uint64_t reserved_bytes;    /* arena span reserved, not mapped */
 	uint64_t span_kept_bytes;   /* free span bytes kept resident for reuse */
 	struct hak_statsum_class large;
 	struct hak_statsum_class cls[HAK_SEG_CLASSES];

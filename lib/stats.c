@@ -440,6 +440,7 @@ HAK_PUBLIC int hak_stats_get(struct hak_stats *out, size_t size)
 	st.large_inplace = sum.large_inplace;
 	st.span_mapped_bytes = sum.span_mapped_bytes;
 	st.span_kept_bytes = sum.span_kept_bytes;
+	st.reserved_bytes = sum.reserved_bytes;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		st.classes[c].block_size = sum.cls[c].block_size;
 		st.classes[c].allocs = sum.cls[c].allocs;

@@ -24,7 +24,8 @@
 /* a process removes its user's segments of dead processes this old */
 #define HAK_SEG_STALE_S 60
 #define HAK_SEG_MAGIC 0x314745534b4d4148ULL /* "HAKMSEG1" little-endian */
-#define HAK_SEG_LAYOUT 3 /* 2: the span tier's counters; 3: the heap profile */
+#define HAK_SEG_LAYOUT 4 /* 2: the span tier's counters; 3: the heap profile;
+			  * 4: reserved_bytes */
 #define HAK_SEG_CLASSES 48 /* room for classes; header says how many are used */
 #define HAK_SEG_SLOTS 1024 /* thread slots (see global.overflow) */
 #define HAK_SEG_SPAN_SHARDS 8 /* span tier shards (lib/span.c) */
@@ -60,6 +61,7 @@ struct hak_seg_global {
 	uint64_t unpurged_free_bytes; /* free pages/spans not yet purged */
 	uint64_t purged_now_bytes;    /* mapped but currently purged */
 	uint64_t span_mapped_bytes;   /* span tier regions (in mapped_bytes) */
+	uint64_t reserved_bytes;      /* arena span reserved, not mapped yet */
 	/* Free span bytes kept resident for reuse, per shard: written with
 	 * relaxed stores by the holder of the shard's lock (one writer at a
 	 * time); unpurged_free_bytes and purged_now_bytes get the tier's

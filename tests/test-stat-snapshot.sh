@@ -20,7 +20,7 @@ else
 fi
 head -n 1 "$TMP/text" | grep -q "^hakmem pid $P (.*stat-child), strategy " ||
 	fail "first line: $(head -n 1 "$TMP/text")"
-for label in "bytes in use" "mapped" "resident (bound)" "resident (VmRSS)" \
+for label in "bytes in use" "mapped" "reserved" "resident (bound)" "resident (VmRSS)" \
 	"pages from OS" "pages reused" "page reuse %" "pending enqueued" \
 	"pending drained" "adoptions" "lease refusals" "remote frees" "purged" \
 	"class     size        allocs         frees      in use    bytes in use" \
@@ -49,7 +49,7 @@ def check(cond, what):
     if not cond:
         bad.append(what)
 keys = ["pid", "comm", "strategy", "start_time_ns", "time_ns", "uptime_s", "threads",
-        "heaps_created", "bytes_in_use", "mapped_bytes", "resident_bound_bytes",
+        "heaps_created", "bytes_in_use", "mapped_bytes", "reserved_bytes", "resident_bound_bytes",
         "vm_rss_bytes", "unpurged_free_bytes", "purged_bytes", "pages_from_os",
         "pages_reused", "page_reuse_pct", "pending_enqueued", "pending_drained",
         "adoptions", "lease_refusals", "remote_frees", "allocs", "frees", "large",
@@ -89,6 +89,10 @@ check(d["allocs"] == sum(c["allocs"] for c in d["classes"]) + L["allocs"] and
       "allocs/frees are not the sums of the classes and large")
 check(d["remote_frees"] == remote, "remote_frees %d, the child made %d" % (d["remote_frees"], remote))
 check(d["mapped_bytes"] >= d["bytes_in_use"], "mapped %d < in use" % d["mapped_bytes"])
+# the arena span: reserved at start-up (16 GiB unless the kernel refused),
+# less the arenas mapped in it since
+check(0 < d["reserved_bytes"] <= 16 << 30 and d["reserved_bytes"] % (4 << 20) == 0,
+      "reserved %d" % d["reserved_bytes"])
 # nothing was unmapped yet: the pages counted came from mappings still held
 check(d["pages_from_os"] > 0 and d["pages_from_os"] * 65536 + L["bytes_in_use"] <= d["mapped_bytes"],
       "pages_from_os %d (of 64 KiB) and large bytes %d do not fit in mapped %d" %

@@ -68,6 +68,7 @@ json_t *json_summary(const struct hak_statsum *s)
 	json_put_u64(o, "heaps_created", s->heaps_created);
 	json_put_u64(o, "bytes_in_use", s->bytes_in_use);
 	json_put_u64(o, "mapped_bytes", s->mapped_bytes);
+	json_put_u64(o, "reserved_bytes", s->reserved_bytes);
 	json_put_u64(o, "resident_bound_bytes", s->resident_bound);
 	put(o, "vm_rss_bytes", s->vm_rss >= 0 ? json_integer(s->vm_rss) : json_null());
 	json_put_u64(o, "unpurged_free_bytes", s->unpurged_free_bytes);
