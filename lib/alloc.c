@@ -206,7 +206,8 @@ static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct 
 					 uintptr_t fm)
 {
 	_Atomic uint32_t *g = hak__gate_enter(h);
-	hak__heap_tc_flush(h, c, hak__tc_cap[c] / 2);
+	if (!hak__tc_grow(h, c))
+		hak__heap_tc_flush(h, c, (unsigned)(h->tc_end[c] - h->tc_first[c]) / 2);
 	tc_push(h, c, h->tc_top[c], b, fm);
 	hak__gate_exit(g);
 	if (--h->drain_tick == 0)

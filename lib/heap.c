@@ -32,6 +32,7 @@
 struct hak_heap hak__empty_heap = {
 	.tc_top = {[0 ... HAK_NUM_CLASSES - 1] = &hak__empty_heap.tc_slots[1]},
 	.tc_end = {[0 ... HAK_NUM_CLASSES - 1] = &hak__empty_heap.tc_slots[1]},
+	.tc_first = {[0 ... HAK_NUM_CLASSES - 1] = &hak__empty_heap.tc_slots[1]},
 	.active = {[0 ... HAK_NUM_CLASSES - 1] = &hak__empty_page},
 };
 __thread struct hak_heap *hak__tl_heap __attribute__((tls_model("initial-exec"))) =
@@ -43,7 +44,9 @@ static struct hak_heap *heaps_free;     /* heaps of exited threads, for reuse */
 static unsigned heaps_count;
 static char *heap_chunk;
 static size_t heap_chunk_left;
-#define HAK_HEAP_CHUNK ((size_t)256 << 10)
+#define HAK_HEAP_CHUNK ((size_t)1 << 20)
+_Static_assert(sizeof(struct hak_heap) <= HAK_HEAP_CHUNK / 3,
+	       "a heap chunk holds a few heaps (only the slots in use get memory)");
 
 struct hak_heap *hak__heaps_first(void)
 {
@@ -67,14 +70,15 @@ static void heap_setup(struct hak_heap *h)
 	size_t slot = 0;
 	for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
 		h->tc_slots[slot++] = NULL; /* below the cache: malloc stops here */
-		h->tc_top[c] = h->tc_slots + slot;
-		slot += hak__tc_cap[c];
-		h->tc_end[c] = h->tc_slots + slot;
+		h->tc_first[c] = h->tc_top[c] = h->tc_slots + slot;
+		h->tc_end[c] = h->tc_first[c] + hak__tc_cap[c];
+		slot += hak__tc_max[c];
 		h->active[c] = &hak__empty_page;
 		h->partial[c] = NULL;
 		h->full[c] = h->full_tail[c] = NULL;
 		h->geom[c] = hak__class_geom[c];
 	}
+	h->tc_grown = 0;
 	h->hint_self = (uintptr_t)h << HAK_HINT_OWNER_SHIFT;
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
@@ -587,6 +591,29 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 	 * nothing, copies them many at a time) */
 	memmove(base, base + out, keep * sizeof *base);
 	h->tc_top[cls] = base + keep;
+	if (!keep) { /* emptied (trim, exit, idle): back to its cap */
+		size_t cap = (size_t)(h->tc_end[cls] - base);
+		h->tc_grown -= (cap - hak__tc_cap[cls]) * hak__class_size[cls];
+		h->tc_end[cls] = base + hak__tc_cap[cls];
+	}
+}
+
+/* The cache of class cls is full: let it grow, doubling, up to
+ * hak__tc_max blocks while the heap's growth stays within
+ * HAK_TC_GROW_BUDGET.  Returns whether it grew. */
+bool hak__tc_grow(struct hak_heap *h, unsigned cls)
+{
+	size_t cap = (size_t)(h->tc_end[cls] - h->tc_first[cls]);
+	size_t grow = hak__tc_max[cls] - cap, size = hak__class_size[cls];
+	if (grow > cap)
+		grow = cap;
+	if (grow > (HAK_TC_GROW_BUDGET - h->tc_grown) / size)
+		grow = (HAK_TC_GROW_BUDGET - h->tc_grown) / size;
+	if (!grow)
+		return false;
+	h->tc_end[cls] += grow;
+	h->tc_grown += grow * size;
+	return true;
 }
 
 /* A free into a page h has just taken over (in no list, not active). */

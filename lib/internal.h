@@ -199,9 +199,13 @@ struct hak_geom {
  * slot of its own: malloc finds the cache empty when the slot under the
  * top holds NULL, with no count to compare, and free full when the top
  * reaches the end. */
-#define HAK_TC_SLOTS (12909 + HAK_NUM_CLASSES) /* the sum of hak__tc_cap, and
+#define HAK_TC_SLOTS (34648 + HAK_NUM_CLASSES) /* the sum of hak__tc_max, and
 						  * the NULL below each cache */
 HAK_HIDDEN extern const uint16_t hak__tc_cap[HAK_NUM_CLASSES];
+HAK_HIDDEN extern const uint16_t hak__tc_max[HAK_NUM_CLASSES];
+/* The bytes of blocks by which a heap's caches may grow past their caps in
+ * all (hak__tc_grow). */
+#define HAK_TC_GROW_BUDGET ((size_t)1 << 20)
 
 /* Per-thread heap.  Only its thread touches active[], the lists and the
  * cache; other threads only push onto pending[]. */
@@ -245,13 +249,15 @@ struct hak_heap {
 	 * own_q[]: pages this heap holds that got remote frees (only it pops) */
 	_Alignas(HAK_CACHE_LINE) struct hak_pending pending[HAK_NUM_CLASSES];
 	struct hak_pending own_q[HAK_NUM_CLASSES];
+	struct hak_block **tc_first[HAK_NUM_CLASSES]; /* each cache's first slot */
+	size_t tc_grown;          /* bytes the caches grew past their caps */
 	struct hak_block *tc_slots[HAK_TC_SLOTS];
 };
 
 /* The first slot of class c's cache, and the blocks in it. */
 static inline struct hak_block **hak__tc_base(struct hak_heap *h, unsigned c)
 {
-	return h->tc_end[c] - hak__tc_cap[c];
+	return h->tc_first[c];
 }
 static inline unsigned hak__tc_count(struct hak_heap *h, unsigned c)
 {
@@ -584,6 +590,7 @@ static inline bool hak__owner_gone(struct hak_page *pg, uintptr_t o)
 }
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
+HAK_HIDDEN bool hak__tc_grow(struct hak_heap *h, unsigned cls);
 HAK_HIDDEN void hak__heap_trim(struct hak_heap *h);
 HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);
 HAK_HIDDEN void hak__heaps_lock(void);

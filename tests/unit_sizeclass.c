@@ -92,12 +92,19 @@ START_TEST(cache_caps_follow_the_rule)
 		       size, (unsigned)hak__tc_cap[c], want);
 		UCHECK(hak__tc_cap[c] >= 8, "class %u: cache cap %u", c, (unsigned)hak__tc_cap[c]);
 		total += (size_t)hak__tc_cap[c] * size;
-		slots += hak__tc_cap[c];
+		/* the caches up to 512 bytes may grow to 2048 blocks */
+		unsigned max = size <= 512 ? 2048 : want;
+		UCHECK(hak__tc_max[c] == max, "class %u (%u bytes): cache max %u, want %u", c,
+		       size, (unsigned)hak__tc_max[c], max);
+		slots += hak__tc_max[c];
 	}
 	/* and one NULL slot below each cache */
 	UCHECK(slots + HAK_NUM_CLASSES == HAK_TC_SLOTS,
-	       "the caps add up to %zu slots, the heap has %u", slots, (unsigned)HAK_TC_SLOTS);
-	UCHECK(total <= (size_t)37 << 18, "a thread may cache %zu bytes", total);
+	       "the caches' most add up to %zu slots, the heap has %u", slots,
+	       (unsigned)HAK_TC_SLOTS);
+	/* growth past the caps is bounded by the heap's budget */
+	UCHECK(total + HAK_TC_GROW_BUDGET <= (size_t)41 << 18, "a thread may cache %zu bytes",
+	       total + HAK_TC_GROW_BUDGET);
 }
 END_TEST
 
@@ -175,6 +182,46 @@ START_TEST(usable_size_is_class_size)
 }
 END_TEST
 
+/* A loop that frees more blocks of a small class than its cache's cap
+ * before allocating them again: the cache grows to hold them all (they come
+ * back newest first, none through its page), only as far as the heap's
+ * budget, and back to its cap once emptied (hak_malloc_trim). */
+START_TEST(caches_grow_within_budget)
+{
+	enum { N = 1600 };
+	static void *p[2048];
+	unsigned c = hak__class_of(64);
+	ck_assert_uint_lt(hak__tc_cap[c], N);
+	for (unsigned i = 0; i < N; i++)
+		ck_assert_ptr_nonnull(p[i] = hak_malloc(64));
+	struct hak_heap *h = hak__tl_heap;
+	for (unsigned i = 0; i < N; i++)
+		hak_free(p[i]);
+	UCHECK(hak__tc_count(h, c) >= N, "%u of %u freed blocks cached", hak__tc_count(h, c),
+	       (unsigned)N);
+	for (unsigned i = 0; i < N; i++) {
+		void *q = hak_malloc(64);
+		UCHECK(q == p[N - 1 - i], "allocation %u: %p, want the cached %p", i, q,
+		       p[N - 1 - i]);
+	}
+	for (unsigned i = 0; i < N; i++)
+		hak_free(p[i]);
+	/* 2048 blocks of 512 bytes would take the whole budget past the cap */
+	unsigned d = hak__class_of(512);
+	for (unsigned i = 0; i < 2048; i++)
+		ck_assert_ptr_nonnull(p[i] = hak_malloc(512));
+	for (unsigned i = 0; i < 2048; i++)
+		hak_free(p[i]);
+	UCHECK(h->tc_grown <= HAK_TC_GROW_BUDGET, "the caches grew by %zu bytes", h->tc_grown);
+	UCHECK(hak__tc_count(h, d) < 2048, "all 2048 blocks of 512 bytes cached, past the budget");
+	hak_malloc_trim(0);
+	UCHECK(h->tc_end[c] - h->tc_first[c] == hak__tc_cap[c] &&
+		       h->tc_end[d] - h->tc_first[d] == hak__tc_cap[d] && h->tc_grown == 0,
+	       "after the trim: caps %td and %td, grown %zu", h->tc_end[c] - h->tc_first[c],
+	       h->tc_end[d] - h->tc_first[d], h->tc_grown);
+}
+END_TEST
+
 START_TEST(stats_report_the_classes)
 {
 	struct hak_stats st;
@@ -203,6 +250,7 @@ int main(void)
 	tcase_add_test(tc, table_shape);
 	tcase_add_test(tc, class_geometry_tables);
 	tcase_add_test(tc, cache_caps_follow_the_rule);
+	tcase_add_test(tc, caches_grow_within_budget);
 	tcase_add_test(tc, every_size_fits_smallest_class);
 	tcase_add_test(tc, class_sizes_map_to_themselves);
 	tcase_add_test(tc, usable_size_is_class_size);
