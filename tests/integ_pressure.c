@@ -80,7 +80,7 @@ static const char *const mkind_name[MK_COUNT] = {
 	"map leaf", "heap chunk", "arena", "span", "stats segment", "mremap",
 };
 #define LEAF_MAP ((size_t)64 << 10)
-#define CHUNK_MAP ((size_t)256 << 10)
+#define CHUNK_MAP ((size_t)1 << 20) /* HAK_HEAP_CHUNK */
 #define ARENA_SIZE ((size_t)4 << 20)
 #define ARENA_MAP (2 * ARENA_SIZE)
 
