@@ -263,6 +263,25 @@ static HAK_NOINLINE void free_other(struct hak_heap *h, struct hak_page *pg, str
 	hak__gate_exit(g);
 }
 
+static HAK_NOINLINE void free_unhinted(struct hak_heap *h, void *p, uintptr_t e);
+
+/* free's tail once the owner hint e of p's page is known. */
+static inline __attribute__((always_inline)) void free_hinted(struct hak_heap *h, void *p,
+							      uintptr_t e)
+{
+	/* e names h exactly when it differs from h's own only in the class */
+	size_t c = e ^ h->hint_self;
+	if (unlikely(c >= HAK_NUM_CLASSES))
+		return free_unhinted(h, p, e);
+	/* the checks of HAKMEM_CHECK=1 (at 0 too: free_checked reports nothing
+	 * then, and frees the block as it comes) */
+	struct hak_block *b = p;
+	uintptr_t fm = hak__free_marker(b);
+	if (unlikely(!hak__geom_block_start(h->geom[c], p) || b->marker == fm))
+		return free_checked(h, hak__page_of(p), b);
+	return free_held(h, c, b, fm);
+}
+
 /* A free whose owner hint e does not name h: the descriptor's owner word
  * decides (the hint may be stale, see hak__hints).  No hint at all (0):
  * p is in no arena page, or in one without hints. */
@@ -277,6 +296,21 @@ static HAK_NOINLINE void free_unhinted(struct hak_heap *h, void *p, uintptr_t e)
 	return free_checked(h, pg, p); /* h's page behind a stale hint: rare */
 }
 
+/* A free outside the span: an arena of its own finds its row of hints in
+ * the arena table; anything else (NULL, a large block, a foreign pointer)
+ * takes the general path. */
+static HAK_NOINLINE void free_outside(struct hak_heap *h, void *p)
+{
+	uintptr_t row = hak__arena_hint_row(p);
+	if (!row)
+		return free_generic(h, p);
+	uintptr_t e = atomic_load_explicit(
+		&hak__hints[HAK_HINT_PAGES + (row - 1) * HAK_ARENA_PAGES +
+			    (((uintptr_t)p >> HAK_PAGE_SHIFT) & (HAK_ARENA_PAGES - 1))],
+		memory_order_relaxed);
+	return free_hinted(h, p, e);
+}
+
 /* Every call below is a tail call, so the fast path needs no stack frame.
  * It reads the page's owner hint, not its descriptor (hak__hints).  The
  * block's own line, which the marker check reads and the cache push writes,
@@ -289,19 +323,8 @@ void hak__free(void *p)
 	struct hak_heap *h = hak__tl_heap;
 	uintptr_t i = hak__hint_index(p);
 	if (unlikely(i >= HAK_HINT_PAGES))
-		return free_generic(h, p);
-	uintptr_t e = atomic_load_explicit(&hak__hints[i], memory_order_relaxed);
-	/* e names h exactly when it differs from h's own only in the class */
-	size_t c = e ^ h->hint_self;
-	if (unlikely(c >= HAK_NUM_CLASSES))
-		return free_unhinted(h, p, e);
-	/* the checks of HAKMEM_CHECK=1 (at 0 too: free_checked reports nothing
-	 * then, and frees the block as it comes) */
-	struct hak_block *b = p;
-	uintptr_t fm = hak__free_marker(b);
-	if (unlikely(!hak__geom_block_start(h->geom[c], p) || b->marker == fm))
-		return free_checked(h, hak__page_of(p), b);
-	return free_held(h, c, b, fm);
+		return free_outside(h, p);
+	return free_hinted(h, p, atomic_load_explicit(&hak__hints[i], memory_order_relaxed));
 }
 
 /* The rest ----------------------------------------------------------------- */

@@ -68,7 +68,9 @@ static size_t pool_keep_pages(void)
 /* Owner hints (see internal.h): 8 bytes per page of the span, 2 MiB of
  * zero pages until arenas use them. */
 uintptr_t hak__hint_base = HAK_HINT_BASE_OFF;
-_Atomic uintptr_t hak__hints[HAK_HINT_PAGES];
+_Atomic uintptr_t hak__hints[HAK_HINT_PAGES + HAK_HINT_ROWS * HAK_ARENA_PAGES];
+/* Rows handed to arenas outside the span, in order, never reused. */
+static _Atomic uint32_t hint_rows;
 /* The part of the span reserved at start-up, in arenas, and how many of
  * those places arenas took (the next goes at this index). */
 static uintptr_t span_arenas;
@@ -132,6 +134,8 @@ static void arena_unmap(struct hak_arena *a)
 		hak__os_unmap_reserved(a, HAK_ARENA_SIZE);
 		HAK_GSTAT_ADD(hak__seg->global.reserved_bytes, HAK_ARENA_SIZE);
 	} else {
+		if (a->hint_row)
+			hak__arena_tab_set(a, 0);
 		hak__os_unmap(a, HAK_ARENA_SIZE);
 	}
 }
@@ -147,6 +151,12 @@ static struct hak_arena *arena_new(void)
 		return NULL;
 	}
 	a->pages_carved = 0;
+	a->hint_row = 0;
+	if (hak__hint_index(a) >= HAK_HINT_PAGES && hak__guard.level < 2) {
+		uint32_t row = atomic_fetch_add_explicit(&hint_rows, 1, memory_order_relaxed) + 1;
+		if (row <= HAK_HINT_ROWS && hak__arena_tab_set(a, row))
+			a->hint_row = row;
+	}
 	HAK_GSTAT_ADD(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
 	return a;
 }

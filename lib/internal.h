@@ -168,6 +168,7 @@ static inline void hak__plist_unlink(struct hak_page **head, struct hak_page **t
 #define HAK_ARENA_COLOURS 8
 struct hak_arena {
 	uint32_t pages_carved;    /* pages [1, pages_carved] have been handed out */
+	uint32_t hint_row;        /* outside the span: its row of hints, 0 for none */
 };
 _Static_assert(HAK_ARENA_COLOURS * HAK_ARENA_PAGES * sizeof(struct hak_page) <= HAK_PAGE_SIZE,
 	       "every colour's descriptors fit in an arena's first page");
@@ -355,6 +356,21 @@ static inline unsigned hak__map_kind(const void *p)
 				    memory_order_relaxed);
 }
 HAK_HIDDEN int hak__map_set(void *p, size_t size, unsigned kind);
+/* Two bytes per 4 MiB: the row of owner hints of an arena outside the
+ * span (from 1), else 0. */
+struct hak_arena_tab {
+	uint16_t *tab;
+	uintptr_t len; /* entries; 0 until the first arena outside the span */
+};
+HAK_HIDDEN extern struct hak_arena_tab hak__arena_tab;
+HAK_HIDDEN bool hak__arena_tab_set(const void *arena, unsigned row);
+/* p's arena's row of hints if p is in an arena outside the span, else 0. */
+static inline uintptr_t hak__arena_hint_row(const void *p)
+{
+	uintptr_t i = (uintptr_t)p >> HAK_ARENA_SHIFT;
+	uintptr_t len = __atomic_load_n(&hak__arena_tab.len, __ATOMIC_ACQUIRE);
+	return i < len ? hak__arena_tab.tab[i] : 0;
+}
 /* arena.c: arenas, page descriptors, the free-page pool, purge ---------- */
 static inline struct hak_arena *hak__arena_of(const void *p)
 {
@@ -394,19 +410,24 @@ static inline char *hak__page_start(const struct hak_page *pg)
  * a hint that names the calling heap, and what it does then is safe even
  * if the page has just left that heap: it caches the block, and the
  * cache's flush checks the real owner (hak__heap_tc_flush).  Arenas
- * outside the span (beyond 16 GiB of them, or where the kernel would not
- * place them) have no hints: their frees take the general path. */
+ * outside the span (beyond 16 GiB of them, or every arena under RLIMIT_AS)
+ * have a row of 64 hints after the span's, which free finds through the
+ * arena table (map.c): two more dependent loads.  Beyond HAK_HINT_ROWS of
+ * those, frees take the general path. */
 #define HAK_HINT_OWNER_SHIFT 8 /* owner words are below 2^56: heap
 				   * pointers (47 bits) and the HAK_OWNER_ values */
 #define HAK_HINT_ARENAS 4096
 #define HAK_HINT_PAGES ((uintptr_t)HAK_HINT_ARENAS * HAK_ARENA_PAGES)
 #define HAK_HINT_SPAN (HAK_HINT_PAGES * HAK_PAGE_SIZE)
+/* Rows of hints for arenas outside the span, after the span's entries:
+ * row r (from 1) is hak__hints[HAK_HINT_PAGES + (r - 1) * 64 + page]. */
+#define HAK_HINT_ROWS 4096
 /* hak__hint_base until hak__hints_init, and for good at HAKMEM_CHECK=2
  * (every free must then see the canary): every user-space address p
  * (below 2^47) is far out of the span, since p - base = p + 2^40. */
 #define HAK_HINT_BASE_OFF ((uintptr_t)-1 << 40)
 HAK_HIDDEN extern uintptr_t hak__hint_base;
-HAK_HIDDEN extern _Atomic uintptr_t hak__hints[HAK_HINT_PAGES];
+HAK_HIDDEN extern _Atomic uintptr_t hak__hints[HAK_HINT_PAGES + HAK_HINT_ROWS * HAK_ARENA_PAGES];
 HAK_HIDDEN void hak__hints_init(void);
 /* p's entry of hak__hints, or an index >= HAK_HINT_PAGES for none. */
 static inline uintptr_t hak__hint_index(const void *p)
@@ -423,8 +444,13 @@ static inline uintptr_t hak__hint_index(const void *p)
 static inline void hak__hint_put(struct hak_page *pg, uintptr_t o, unsigned cls)
 {
 	uintptr_t i = hak__hint_index(hak__page_start(pg));
-	if (i >= HAK_HINT_PAGES)
-		return;
+	if (i >= HAK_HINT_PAGES) {
+		const struct hak_arena *a = hak__arena_of(pg);
+		if (!a->hint_row)
+			return;
+		i = HAK_HINT_PAGES + (a->hint_row - 1) * HAK_ARENA_PAGES +
+		    (((uintptr_t)pg >> HAK_DESC_SHIFT) & (HAK_ARENA_PAGES - 1));
+	}
 	atomic_store_explicit(&hak__hints[i], (o << HAK_HINT_OWNER_SHIFT) | cls,
 			      memory_order_relaxed);
 }

@@ -7,6 +7,12 @@
  * a foreign pointer is reported instead of corrupting memory.  (The free
  * fast path asks the owner hints first, see internal.h: a page that has
  * one is an arena's.)
+ *
+ * Arenas outside the reserved span (beyond 16 GiB of them, or all of them
+ * under RLIMIT_AS) find their row of owner hints in hak__arena_tab: two
+ * bytes per 4 MiB of the 47-bit address space (64 MiB of address space,
+ * mapped without reserve when the first such arena comes; only the 4 KiB
+ * pieces that cover arenas ever get memory).
  */
 #include "config.h"
 #include "internal.h"
@@ -15,6 +21,35 @@
 #define HAK_MAP_LEAF_SIZE ((size_t)1 << HAK_MAP_LEAF_SHIFT)
 
 _Atomic(uint8_t *) hak__map_top[HAK_MAP_TOP_ENTRIES];
+struct hak_arena_tab hak__arena_tab;
+
+#define HAK_ARENA_TAB_LEN ((uintptr_t)1 << (47 - HAK_ARENA_SHIFT))
+
+/* Mark the arena at a (4 MiB aligned) as one with row of owner hints row,
+ * or (0) as none.  Returns false if the table could not be mapped (the
+ * arena's frees then take the two-level map). */
+bool hak__arena_tab_set(const void *a, unsigned row)
+{
+	uintptr_t i = (uintptr_t)a >> HAK_ARENA_SHIFT;
+	uint16_t *t = __atomic_load_n(&hak__arena_tab.tab, __ATOMIC_ACQUIRE);
+	if (!t) {
+		if (!row)
+			return true;
+		/* first use: two arenas may race to map the table */
+		uint16_t *fresh = hak__os_map(HAK_ARENA_TAB_LEN * sizeof *fresh);
+		if (!fresh)
+			return false;
+		if (__atomic_compare_exchange_n(&hak__arena_tab.tab, &t, fresh, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			t = fresh;
+		else
+			hak__os_unmap(fresh, HAK_ARENA_TAB_LEN * sizeof *fresh);
+		__atomic_store_n(&hak__arena_tab.len, HAK_ARENA_TAB_LEN, __ATOMIC_RELEASE);
+	}
+	if (i < HAK_ARENA_TAB_LEN)
+		__atomic_store_n(&t[i], (uint16_t)row, __ATOMIC_RELEASE);
+	return true;
+}
 static uint8_t *leaf_get(uintptr_t g)
 {
 	_Atomic(uint8_t *) *slot = &hak__map_top[g >> HAK_MAP_LEAF_SHIFT];
