@@ -99,12 +99,13 @@ unsigned hak__class_of_large(size_t size)
  * heap through its page lists (refill, flush, float, reclaim) on about
  * every other allocation once frees and allocations stopped alternating
  * exactly: on the published Larson at 2-32 KiB that was much of
- * tcmalloc's lead.  A thread caches at most 9.2 MiB in all, with no count
- * of bytes to keep on the fast paths.  A loop that frees hundreds of small
- * blocks before it allocates them again stays in the cache instead of
- * returning them to their pages and taking them back.  The caches of a
- * heap share one array of HAK_TC_SLOTS pointers.  (Unit-tested against
- * that rule.) */
+ * tcmalloc's lead.  At these caps a thread caches at most 9.2 MiB in all
+ * (10.2 MiB with the growth of hak__tc_max), with no count of bytes to
+ * keep on the fast paths.  A loop that frees hundreds of small blocks
+ * before it allocates them again stays in the cache instead of returning
+ * them to their pages and taking them back.  The caches of a heap share
+ * one array of HAK_TC_SLOTS pointers, each class's part as large as its
+ * hak__tc_max.  (Unit-tested against that rule.) */
 const uint16_t hak__tc_cap[HAK_NUM_CLASSES] = {
 	2048, 2048, 1365, 1024, 819, 682, 585, 512, 409, 341,
 	292, 256, 204, 170, 146, 128, 128, 128, 128, 128,
