@@ -207,7 +207,7 @@ static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct 
 {
 	_Atomic uint32_t *g = hak__gate_enter(h);
 	if (!hak__tc_grow(h, c))
-		hak__heap_tc_flush(h, c, (unsigned)(h->tc_end[c] - h->tc_first[c]) / 2);
+		hak__heap_tc_flush(h, c, hak__tc_capacity(h, c) / 2);
 	tc_push(h, c, h->tc_top[c], b, fm);
 	hak__gate_exit(g);
 	if (--h->drain_tick == 0)
@@ -304,11 +304,8 @@ static HAK_NOINLINE void free_outside(struct hak_heap *h, void *p)
 	uintptr_t row = hak__arena_hint_row(p);
 	if (!row)
 		return free_generic(h, p);
-	uintptr_t e = atomic_load_explicit(
-		&hak__hints[HAK_HINT_PAGES + (row - 1) * HAK_ARENA_PAGES +
-			    (((uintptr_t)p >> HAK_PAGE_SHIFT) & (HAK_ARENA_PAGES - 1))],
-		memory_order_relaxed);
-	return free_hinted(h, p, e);
+	return free_hinted(h, p, atomic_load_explicit(&hak__hints[hak__hint_row_index(row, p)],
+						      memory_order_relaxed));
 }
 
 /* Every call below is a tail call, so the fast path needs no stack frame.

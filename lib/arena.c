@@ -71,6 +71,9 @@ uintptr_t hak__hint_base = HAK_HINT_BASE_OFF;
 _Atomic uintptr_t hak__hints[HAK_HINT_PAGES + HAK_HINT_ROWS * HAK_ARENA_PAGES];
 /* Rows handed to arenas outside the span, in order, never reused. */
 static _Atomic uint32_t hint_rows;
+/* Whether pages get hints at all: not at HAKMEM_CHECK=2, where every free
+ * must see the canary (set once, by hak__hints_init). */
+static bool hints_on;
 /* The part of the span reserved at start-up, in arenas, and how many of
  * those places arenas took (the next goes at this index). */
 static uintptr_t span_arenas;
@@ -85,7 +88,8 @@ static _Atomic uintptr_t span_next;
  * counts, and an arena would escape the limit. */
 void hak__hints_init(void)
 {
-	if (hak__guard.level >= 2 || hak__os_as_limited())
+	hints_on = hak__guard.level < 2;
+	if (!hints_on || hak__os_as_limited())
 		return;
 	for (uintptr_t size = HAK_HINT_SPAN; size >= (uintptr_t)256 << 20; size /= 4) {
 		void *r = hak__os_reserve(size, HAK_ARENA_SIZE);
@@ -152,7 +156,7 @@ static struct hak_arena *arena_new(void)
 	}
 	a->pages_carved = 0;
 	a->hint_row = 0;
-	if (hak__hint_index(a) >= HAK_HINT_PAGES && hak__guard.level < 2) {
+	if (hints_on && hak__hint_index(a) >= HAK_HINT_PAGES) {
 		uint32_t row = atomic_fetch_add_explicit(&hint_rows, 1, memory_order_relaxed) + 1;
 		if (row <= HAK_HINT_ROWS && hak__arena_tab_set(a, row))
 			a->hint_row = row;

@@ -72,7 +72,7 @@ static void heap_setup(struct hak_heap *h)
 		h->tc_slots[slot++] = NULL; /* below the cache: malloc stops here */
 		h->tc_first[c] = h->tc_top[c] = h->tc_slots + slot;
 		h->tc_end[c] = h->tc_first[c] + hak__tc_cap[c];
-		slot += hak__tc_max[c];
+		slot += hak__tc_max(c);
 		h->active[c] = &hak__empty_page;
 		h->partial[c] = NULL;
 		h->full[c] = h->full_tail[c] = NULL;
@@ -561,7 +561,7 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
  * the ordinary free path for a page held by someone else. */
 void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 {
-	struct hak_block **base = hak__tc_base(h, cls);
+	struct hak_block **base = h->tc_first[cls];
 	unsigned n = hak__tc_count(h, cls);
 	if (keep >= n)
 		return;
@@ -592,19 +592,19 @@ void hak__heap_tc_flush(struct hak_heap *h, unsigned cls, unsigned keep)
 	memmove(base, base + out, keep * sizeof *base);
 	h->tc_top[cls] = base + keep;
 	if (!keep) { /* emptied (trim, exit, idle): back to its cap */
-		size_t cap = (size_t)(h->tc_end[cls] - base);
-		h->tc_grown -= (cap - hak__tc_cap[cls]) * hak__class_size[cls];
+		h->tc_grown -= (size_t)(hak__tc_capacity(h, cls) - hak__tc_cap[cls]) *
+			       hak__class_size[cls];
 		h->tc_end[cls] = base + hak__tc_cap[cls];
 	}
 }
 
 /* The cache of class cls is full: let it grow, doubling, up to
- * hak__tc_max blocks while the heap's growth stays within
+ * hak__tc_max() blocks while the heap's growth stays within
  * HAK_TC_GROW_BUDGET.  Returns whether it grew. */
 bool hak__tc_grow(struct hak_heap *h, unsigned cls)
 {
-	size_t cap = (size_t)(h->tc_end[cls] - h->tc_first[cls]);
-	size_t grow = hak__tc_max[cls] - cap, size = hak__class_size[cls];
+	size_t cap = hak__tc_capacity(h, cls);
+	size_t grow = hak__tc_max(cls) - cap, size = hak__class_size[cls];
 	if (grow > cap)
 		grow = cap;
 	if (grow > (HAK_TC_GROW_BUDGET - h->tc_grown) / size)

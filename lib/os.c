@@ -31,19 +31,20 @@ void *hak__os_map(size_t size)
 	return p;
 }
 
-/* Map size bytes aligned to align (a power of two >= 4 KiB) by mapping
- * size + align and trimming both ends. */
-void *hak__os_map_aligned(size_t size, size_t align)
+/* Map size bytes with prot, aligned to align (a power of two), by mapping
+ * size + align and trimming both ends; NULL with ENOMEM. */
+static void *map_trimmed(size_t size, size_t align, int prot)
 {
-	if (align <= HAK_OS_PAGE)
-		return hak__os_map(size);
 	if (size + align < size) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	char *raw = hak__os_map(size + align);
-	if (!raw)
+	char *raw = mmap(NULL, size + align, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			 -1, 0);
+	if (raw == MAP_FAILED) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
 	size_t head = start - (uintptr_t)raw;
 	size_t tail = align - head;
@@ -54,23 +55,22 @@ void *hak__os_map_aligned(size_t size, size_t align)
 	return (void *)start;
 }
 
+/* Map size bytes aligned to align (a power of two >= 4 KiB). */
+void *hak__os_map_aligned(size_t size, size_t align)
+{
+	if (align <= HAK_OS_PAGE)
+		return hak__os_map(size);
+	return map_trimmed(size, align, PROT_READ | PROT_WRITE);
+}
+
 /* Reserve size bytes of address space (aligned to align, a power of two):
  * no access, no memory, not counted against the commit limit. */
 void *hak__os_reserve(size_t size, size_t align)
 {
-	if (size + align < size)
-		return NULL;
 	int saved = errno;
-	char *raw = mmap(NULL, size + align, PROT_NONE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = map_trimmed(size, align, PROT_NONE);
 	errno = saved;
-	if (raw == MAP_FAILED)
-		return NULL;
-	uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
-	if (start != (uintptr_t)raw)
-		hak__os_unmap(raw, start - (uintptr_t)raw);
-	hak__os_unmap((char *)start + size, (uintptr_t)raw + align - start);
-	return (void *)start;
+	return p;
 }
 
 /* Memory for [p, p + size) of a reservation, or NULL with ENOMEM. */

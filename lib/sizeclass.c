@@ -100,28 +100,15 @@ unsigned hak__class_of_large(size_t size)
  * every other allocation once frees and allocations stopped alternating
  * exactly: on the published Larson at 2-32 KiB that was much of
  * tcmalloc's lead.  At these caps a thread caches at most 9.2 MiB in all
- * (10.2 MiB with the growth of hak__tc_max), with no count of bytes to
+ * (10.2 MiB with the growth of hak__tc_max()), with no count of bytes to
  * keep on the fast paths.  A loop that frees hundreds of small blocks
  * before it allocates them again stays in the cache instead of returning
  * them to their pages and taking them back.  The caches of a heap share
  * one array of HAK_TC_SLOTS pointers, each class's part as large as its
- * hak__tc_max.  (Unit-tested against that rule.) */
+ * hak__tc_max().  (Unit-tested against that rule.) */
 const uint16_t hak__tc_cap[HAK_NUM_CLASSES] = {
 	2048, 2048, 1365, 1024, 819, 682, 585, 512, 409, 341,
 	292, 256, 204, 170, 146, 128, 128, 128, 128, 128,
-	128, 128, 128, 128, 102, 85, 73, 64, 56, 48,
-	44, 40, 36, 32, 28, 24, 80, 64, 48, 32,
-};
-
-/* What a cache may grow to (hak__tc_grow): 2048 blocks for the classes up
- * to 512 bytes, whose caches start at 64 KiB of blocks; the others keep
- * their cap.  A program that holds more blocks of a small class than its
- * cache had frees and allocates them through the pages otherwise (glibc's
- * bench-malloc-simple, 1,600 blocks of 64 or 128 bytes: 1.8 times the time
- * per pair of 400 blocks). */
-const uint16_t hak__tc_max[HAK_NUM_CLASSES] = {
-	2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048,
-	2048, 2048, 2048, 2048, 2048, 2048, 128, 128, 128, 128,
 	128, 128, 128, 128, 102, 85, 73, 64, 56, 48,
 	44, 40, 36, 32, 28, 24, 80, 64, 48, 32,
 };

@@ -94,9 +94,9 @@ START_TEST(cache_caps_follow_the_rule)
 		total += (size_t)hak__tc_cap[c] * size;
 		/* the caches up to 512 bytes may grow to 2048 blocks */
 		unsigned max = size <= 512 ? 2048 : want;
-		UCHECK(hak__tc_max[c] == max, "class %u (%u bytes): cache max %u, want %u", c,
-		       size, (unsigned)hak__tc_max[c], max);
-		slots += hak__tc_max[c];
+		UCHECK(hak__tc_max(c) == max, "class %u (%u bytes): cache max %u, want %u", c,
+		       size, (unsigned)hak__tc_max(c), max);
+		slots += hak__tc_max(c);
 	}
 	/* and one NULL slot below each cache */
 	UCHECK(slots + HAK_NUM_CLASSES == HAK_TC_SLOTS,
@@ -215,10 +215,10 @@ START_TEST(caches_grow_within_budget)
 	UCHECK(h->tc_grown <= HAK_TC_GROW_BUDGET, "the caches grew by %zu bytes", h->tc_grown);
 	UCHECK(hak__tc_count(h, d) < 2048, "all 2048 blocks of 512 bytes cached, past the budget");
 	hak_malloc_trim(0);
-	UCHECK(h->tc_end[c] - h->tc_first[c] == hak__tc_cap[c] &&
-		       h->tc_end[d] - h->tc_first[d] == hak__tc_cap[d] && h->tc_grown == 0,
-	       "after the trim: caps %td and %td, grown %zu", h->tc_end[c] - h->tc_first[c],
-	       h->tc_end[d] - h->tc_first[d], h->tc_grown);
+	UCHECK(hak__tc_capacity(h, c) == hak__tc_cap[c] &&
+		       hak__tc_capacity(h, d) == hak__tc_cap[d] && h->tc_grown == 0,
+	       "after the trim: caps %u and %u, grown %zu", hak__tc_capacity(h, c),
+	       hak__tc_capacity(h, d), h->tc_grown);
 }
 END_TEST
 
