@@ -544,9 +544,11 @@ void *hak__heap_alloc_slow(struct hak_heap *h, unsigned cls)
 		hak__gate_exit(g);
 		return b;
 	}
+	/* a refusal on the way (an optional mapping, a place in the span)
+	 * followed by a success is a success: errno stays as it was */
+	int saved = errno;
 	void *p = alloc_refill(h, cls);
-	if (unlikely(!p))
-		errno = ENOMEM;
+	errno = p ? saved : ENOMEM;
 	if (!hak__opt.background)
 		hak__purge_inline();
 	hak__gate_exit(g);
