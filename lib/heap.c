@@ -24,8 +24,14 @@
 #include <errno.h>
 #include <string.h>
 
-/* Frees between two visits of an own queue under owner and adopt. */
-#define HAK_OWN_TICK 256u
+/* HAK_OWN_ALWAYS under the strategies that drain every HAKMEM_DRAIN_PERIOD
+ * frees, else 0: the bit of own_mask that is never cleared. */
+static uint64_t own_always(void)
+{
+	return hak__opt.strategy == HAK_DRAIN_ROUNDROBIN || hak__opt.strategy == HAK_DRAIN_HYBRID
+		       ? HAK_OWN_ALWAYS
+		       : 0;
+}
 
 /* Every cache of the empty heap is empty (its top is above the NULL in
  * slot 0) and full (its end is its top). */
@@ -85,10 +91,8 @@ static void heap_setup(struct hak_heap *h)
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->tid, (uint64_t)h->tid,
 			      memory_order_relaxed);
 	atomic_store_explicit((_Atomic uint64_t *)&h->st->state, 1, memory_order_release);
-	h->drain_tick = hak__opt.strategy == HAK_DRAIN_ROUNDROBIN ||
-					hak__opt.strategy == HAK_DRAIN_HYBRID
-				? hak__opt.drain_period
-				: HAK_OWN_TICK;
+	h->drain_tick = hak__opt.drain_period;
+	atomic_fetch_or_explicit(&h->own_mask, own_always(), memory_order_relaxed);
 	atomic_store_explicit(&h->alive, 1, memory_order_release);
 	HAK_GSTAT_ADD(hak__seg->global.threads, 1);
 }
@@ -159,8 +163,8 @@ static void queue_link(uintptr_t o, struct hak_page *pg, unsigned cls)
 		pending_link(&h->own_q[cls], pg);
 		/* the first queued page: the background thread looks at h from
 		 * now on, in case its thread is idle (hak__heaps_reclaim_idle) */
-		if (!atomic_fetch_or_explicit(&h->own_mask, (uint64_t)1 << cls,
-					      memory_order_relaxed))
+		if (!(atomic_fetch_or_explicit(&h->own_mask, (uint64_t)1 << cls,
+					       memory_order_relaxed) & ~HAK_OWN_ALWAYS))
 			hak__background_kick();
 	}
 }
@@ -733,8 +737,8 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
 	return drained;
 }
 
-/* Under owner and adopt, every HAK_OWN_TICK frees: refresh the pages on
- * the own queues that got pages since the last tick (drain them; release
+/* Under owner and adopt, at the first free after pages came onto h's own
+ * queues (free sees own_mask): refresh those pages (drain them; release
  * those left without a live block).  A thread that frees but no longer
  * allocates a class (its thread cache serves it, or it stopped) would
  * otherwise keep pages that other threads emptied, forever. */
@@ -742,15 +746,16 @@ static void own_queues_refresh(struct hak_heap *h);
 
 static void own_queue_tick(struct hak_heap *h)
 {
-	h->drain_tick = HAK_OWN_TICK;
 	own_queues_refresh(h);
 }
 
 static void own_queues_refresh(struct hak_heap *h)
 {
-	if (!atomic_load_explicit(&h->own_mask, memory_order_relaxed))
+	uint64_t always = own_always();
+	if (!(atomic_load_explicit(&h->own_mask, memory_order_relaxed) & ~always))
 		return;
-	uint64_t mask = atomic_exchange_explicit(&h->own_mask, 0, memory_order_acquire);
+	uint64_t mask = atomic_exchange_explicit(&h->own_mask, always, memory_order_acquire) &
+			~always;
 	while (mask) {
 		unsigned c = (unsigned)__builtin_ctzll(mask);
 		mask &= mask - 1;
@@ -801,6 +806,9 @@ static void drain_tick(struct hak_heap *h)
 
 void hak__heap_drain_tick(struct hak_heap *h)
 {
+	/* roundrobin and hybrid come here on every free: their period */
+	if (own_always() && --h->drain_tick != 0)
+		return;
 	_Atomic uint32_t *g = hak__gate_enter(h);
 	drain_tick(h);
 	hak__gate_exit(g);
@@ -888,7 +896,7 @@ void hak__sweep_pending(void)
 /* A thread that stops allocating keeps the pages it holds, and the blocks
  * other threads free into them wait on its own queue: it would drain them,
  * and give the pages left without a live block to the pool, at its next
- * refill or HAK_OWN_TICK-th free.  A thread that sleeps does neither
+ * refill or next free.  A thread that sleeps does neither
  * (Larson's main thread allocates every block at warm-up, then sleeps while
  * the workers free them all: without this, that memory stays resident and
  * unusable for the whole run, about 40% of the peak).  Only the holder may
@@ -922,7 +930,9 @@ static uint64_t heap_allocs(struct hak_heap *h)
 static size_t heap_refresh_idle(struct hak_heap *h)
 {
 	size_t released = 0;
-	uint64_t mask = atomic_exchange_explicit(&h->own_mask, 0, memory_order_acquire);
+	uint64_t always = own_always();
+	uint64_t mask = atomic_exchange_explicit(&h->own_mask, always, memory_order_acquire) &
+			~always;
 	while (mask) {
 		unsigned c = (unsigned)__builtin_ctzll(mask);
 		mask &= mask - 1;
@@ -992,7 +1002,8 @@ size_t hak__heaps_reclaim_idle(uint64_t now, bool *watch)
 				sweep_idle(h, ~0u);
 			continue;
 		}
-		bool own = atomic_load_explicit(&h->own_mask, memory_order_relaxed) != 0;
+		bool own = (atomic_load_explicit(&h->own_mask, memory_order_relaxed) &
+			    ~HAK_OWN_ALWAYS) != 0;
 		h->idle_pick = own && idle;
 		any |= h->idle_pick;
 		*watch |= (own || floating) && !idle;

@@ -220,13 +220,16 @@ struct hak_heap {
 	struct hak_seg_slot *st;  /* this heap's counters (single writer) */
 	int64_t prof_left;        /* bytes to the next profile sample (prof.c):
 				   * malloc subtracts, a negative value samples */
-	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain */
+	uint32_t drain_tick;      /* frees until the next roundrobin/hybrid drain
+				   * (counted in hak__heap_drain_tick) */
 	uint32_t rr_cursor;       /* roundrobin position (class * heaps) */
 	uint32_t refills;         /* slow-path refills so far: the age of full pages */
 	_Atomic uint32_t gate;    /* > 0 while the thread is inside a slow path
 				   * (fork.c): written by the owner only */
 	_Atomic uint64_t own_mask; /* classes whose own queue got pages since the
-				    * last own_queue_tick: set by enqueuers */
+				    * last own_queue_tick: set by enqueuers; and
+				    * HAK_OWN_ALWAYS under roundrobin and hybrid.
+				    * Not 0: free ends in hak__heap_drain_tick */
 	struct hak_page *partial[HAK_NUM_CLASSES]; /* held pages with free blocks */
 	struct hak_page *full[HAK_NUM_CLASSES];    /* held pages without: newest */
 	struct hak_page *full_tail[HAK_NUM_CLASSES]; /* ... and oldest */
@@ -630,6 +633,11 @@ static inline bool hak__owner_gone(struct hak_page *pg, uintptr_t o)
 		       atomic_load_explicit(&from->gen, memory_order_relaxed);
 }
 HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
+/* In own_mask for good under roundrobin and hybrid, whose drains come every
+ * HAKMEM_DRAIN_PERIOD frees: every free then ends in the tick, which counts
+ * them.  (Not a class: classes are below 64, and the loops over own_mask's
+ * classes mask it off.) */
+#define HAK_OWN_ALWAYS ((uint64_t)1 << 63)
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
 HAK_HIDDEN bool hak__tc_grow(struct hak_heap *h, unsigned cls);
 HAK_HIDDEN void hak__heap_trim(struct hak_heap *h);

@@ -17,6 +17,12 @@
  *                      pages queued as pending), a third allocates.  Under
  *                      adopt (the default) the third adopts the pending
  *                      pages; under HAKMEM_DRAIN=owner they stay undrained.
+ *   integ_mf2 refresh  a live owner that no longer allocates the class of
+ *                      its blocks other threads freed gets its pages back
+ *                      at its next free of anything: one free drains the
+ *                      pages it holds that the remote frees queued on it
+ *                      (run with HAKMEM_BACKGROUND=0, so that only the
+ *                      owner does).
  */
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <pthread.h>
@@ -275,6 +281,57 @@ static void test_pending(bool expect_adopt)
 		free(got[i]);
 }
 
+/* The owner: the blocks of REFRESH_PAGES pages, too few for a page to age
+ * and float (HAK_FLOAT_AGE refills), so that it holds them all; then one
+ * small block it keeps cached.  After the remote frees, one free of that
+ * small block. */
+#define REFRESH_PAGES 8
+static void *small_block;
+static struct hak_stats r1, r2;
+
+static void *refresh_owner(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < REFRESH_PAGES * 16; i++)
+		TU_CHECK((blocks[i] = malloc(BLOCK)) != NULL);
+	small_block = malloc(64);
+	free(small_block);
+	small_block = malloc(64); /* from the cache: its free is a cached one */
+	set_phase(1);
+	wait_phase(2);
+	stats(&r1);
+	free(small_block);
+	stats(&r2);
+	return NULL;
+}
+
+static void test_refresh(void)
+{
+	struct hak_stats s0, s1;
+	pthread_t o;
+	TU_CHECK(pthread_create(&o, NULL, refresh_owner, NULL) == 0);
+	wait_phase(1);
+	stats(&s0);
+	for (int i = 0; i < REFRESH_PAGES * 16; i++)
+		free(blocks[i]); /* remote frees, from this thread */
+	stats(&s1);
+	set_phase(2);
+	TU_CHECK(pthread_join(o, NULL) == 0);
+	unsigned long long enq = s1.pending_enqueued - s0.pending_enqueued;
+	unsigned long long before = r1.pending_drained - s0.pending_drained;
+	unsigned long long drained = r2.pending_drained - r1.pending_drained;
+	printf("refresh: remote frees %llu, pages queued on the owner %llu, drained before its "
+	       "free %llu, by its one free %llu\n", s1.remote_frees - s0.remote_frees, enq,
+	       before, drained);
+	TU_CHECK(enq == REFRESH_PAGES, "remote frees queued %llu pages, not %d", enq,
+		 REFRESH_PAGES);
+	TU_CHECK(before == 0, "%llu pages drained before the owner freed", before);
+	/* the pages it still held (the others floated, full, as it grew:
+	 * those wait on its adoptable queue for whoever needs the class) */
+	TU_CHECK(drained >= 1 && drained <= enq,
+		 "the owner's next free drained %llu of %llu queued pages", drained, enq);
+}
+
 int main(int argc, char **argv)
 {
 	tu_require_hakmem_malloc();
@@ -291,8 +348,12 @@ int main(int argc, char **argv)
 		test_emptied();
 	} else if (!strcmp(mode, "pending")) {
 		test_pending(adopt);
+	} else if (!strcmp(mode, "refresh")) {
+		if (drain && strcmp(drain, "adopt") && strcmp(drain, "owner"))
+			tu_skip("roundrobin and hybrid drain on their own period");
+		test_refresh();
 	} else {
-		fprintf(stderr, "usage: integ_mf2 exited|emptied|pending\n");
+		fprintf(stderr, "usage: integ_mf2 exited|emptied|pending|refresh\n");
 		return 2;
 	}
 	return 0;

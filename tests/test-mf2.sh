@@ -1,7 +1,8 @@
 #!/bin/sh
 # test-mf2.sh - integ_mf2 in each of its modes: pages of exited threads are
 # claimed (adopt), their emptied pages are adopted warm, and pending pages of an idle owner are adopted under the
-# default strategy but left alone under HAKMEM_DRAIN=owner.
+# default strategy but left alone under HAKMEM_DRAIN=owner, and a live owner's
+# pages emptied by remote frees come back at its next free.
 set -u
 builddir=${HAKMEM_TEST_BUILDDIR:-.}
 prog=$builddir/integ_mf2
@@ -25,4 +26,6 @@ run "integ_mf2 exited" "$prog" exited
 run "integ_mf2 emptied" "$prog" emptied
 run "integ_mf2 pending" "$prog" pending
 run "HAKMEM_DRAIN=owner integ_mf2 pending" env HAKMEM_DRAIN=owner "$prog" pending
+run "integ_mf2 refresh" env HAKMEM_BACKGROUND=0 "$prog" refresh
+run "HAKMEM_DRAIN=owner integ_mf2 refresh" env HAKMEM_DRAIN=owner HAKMEM_BACKGROUND=0 "$prog" refresh
 exit $fail
