@@ -201,6 +201,16 @@ static inline void tc_push(struct hak_heap *h, size_t c, struct hak_block **top,
 	h->tc_top[c] = top + 1;
 }
 
+/* Whether a free ends in the heap's tick (hak__heap_drain_tick): pages
+ * came onto h's own queues, or (HAK_OWN_ALWAYS) every free under
+ * roundrobin and hybrid.  A load and a test: a count of frees was a
+ * read-modify-write of memory on every free, one chain of dependent stores
+ * from free to free (glibc's bench-malloc-simple: 4-7% of the time). */
+static inline bool tick_due(struct hak_heap *h)
+{
+	return atomic_load_explicit(&h->own_mask, memory_order_relaxed) != 0;
+}
+
 /* The cache of class c is full: make room, then push. */
 static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct hak_block *b,
 					 uintptr_t fm)
@@ -210,17 +220,12 @@ static HAK_NOINLINE void free_cache_full(struct hak_heap *h, unsigned c, struct 
 		hak__heap_tc_flush(h, c, hak__tc_capacity(h, c) / 2);
 	tc_push(h, c, h->tc_top[c], b, fm);
 	hak__gate_exit(g);
-	if (atomic_load_explicit(&h->own_mask, memory_order_relaxed))
+	if (tick_due(h))
 		hak__heap_drain_tick(h);
 }
 
 /* A free into a page of class c that h holds, the checks done; fm is b's
- * free marker.  It ends in the heap's tick (hak__heap_drain_tick) when
- * h->own_mask is not 0: pages came onto h's own queues (or, under
- * roundrobin and hybrid, always: HAK_OWN_ALWAYS).  A load and a test: a
- * count of frees here was a read-modify-write of memory on every free,
- * one chain of dependent stores from free to free (glibc's
- * bench-malloc-simple: 4-7% of the time). */
+ * free marker. */
 static inline void free_held(struct hak_heap *h, size_t c, struct hak_block *b, uintptr_t fm)
 {
 	struct hak_block **top = h->tc_top[c];
@@ -228,7 +233,7 @@ static inline void free_held(struct hak_heap *h, size_t c, struct hak_block *b, 
 	if (unlikely(top == h->tc_end[c]))
 		return free_cache_full(h, c, b, fm);
 	tc_push(h, c, top, b, fm);
-	if (unlikely(atomic_load_explicit(&h->own_mask, memory_order_relaxed)))
+	if (unlikely(tick_due(h)))
 		return hak__heap_drain_tick(h);
 }
 

@@ -12,7 +12,6 @@
 #include "config.h"
 #include "internal.h"
 
-#include <errno.h>
 #include <sched.h>
 #include <string.h>
 
@@ -158,13 +157,10 @@ static struct hak_arena *arena_new(void)
 	a->hint_row = 0;
 	if (hints_on && hak__hint_index(a) >= HAK_HINT_PAGES) {
 		/* optional: without its table the arena's frees take the general
-		 * path, and the allocation goes on, so a refused table must not
-		 * leave its ENOMEM behind (integ_errors) */
-		int saved = errno;
+		 * path (a refusal's ENOMEM is undone by hak__heap_alloc_slow) */
 		uint32_t row = atomic_fetch_add_explicit(&hint_rows, 1, memory_order_relaxed) + 1;
 		if (row <= HAK_HINT_ROWS && hak__arena_tab_set(a, row))
 			a->hint_row = row;
-		errno = saved;
 	}
 	HAK_GSTAT_ADD(hak__seg->global.mapped_bytes, HAK_ARENA_SIZE);
 	return a;

@@ -153,7 +153,7 @@ static void pending_link(struct hak_pending *q, struct hak_page *pg)
 
 /* Link pg on the right queue of the heap in owner word o: the adoptable
  * pending queue if the page floats, else the holder's own queue (and mark
- * the class for the holder's own_queue_tick). */
+ * the class for the holder's own_queues_refresh). */
 static void queue_link(uintptr_t o, struct hak_page *pg, unsigned cls)
 {
 	struct hak_heap *h = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
@@ -497,7 +497,7 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 	/* Our held pages that took remote frees come before the partial list:
 	 * a page whose last blocks were freed remotely would otherwise stay
 	 * held, empty, for as long as partial pages last.  (Classes the thread
-	 * no longer allocates are visited from the free path: own_queue_tick.) */
+	 * no longer allocates are visited from the free path: own_queues_refresh.) */
 	unsigned budget = hak__opt.scan_budget;
 	if (atomic_load_explicit(&h->own_q[cls].head, memory_order_relaxed) &&
 	    take_pending_from(h, &h->own_q[cls], cls, &budget))
@@ -742,13 +742,6 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
  * those left without a live block).  A thread that frees but no longer
  * allocates a class (its thread cache serves it, or it stopped) would
  * otherwise keep pages that other threads emptied, forever. */
-static void own_queues_refresh(struct hak_heap *h);
-
-static void own_queue_tick(struct hak_heap *h)
-{
-	own_queues_refresh(h);
-}
-
 static void own_queues_refresh(struct hak_heap *h)
 {
 	uint64_t always = own_always();
@@ -777,7 +770,7 @@ static void drain_tick(struct hak_heap *h)
 {
 	int s = hak__opt.strategy;
 	if (s != HAK_DRAIN_ROUNDROBIN && s != HAK_DRAIN_HYBRID) {
-		own_queue_tick(h);
+		own_queues_refresh(h);
 		return;
 	}
 	h->drain_tick = hak__opt.drain_period;

@@ -227,7 +227,7 @@ struct hak_heap {
 	_Atomic uint32_t gate;    /* > 0 while the thread is inside a slow path
 				   * (fork.c): written by the owner only */
 	_Atomic uint64_t own_mask; /* classes whose own queue got pages since the
-				    * last own_queue_tick: set by enqueuers; and
+				    * last own_queues_refresh: set by enqueuers; and
 				    * HAK_OWN_ALWAYS under roundrobin and hybrid.
 				    * Not 0: free ends in hak__heap_drain_tick */
 	struct hak_page *partial[HAK_NUM_CLASSES]; /* held pages with free blocks */
@@ -368,20 +368,18 @@ static inline unsigned hak__map_kind(const void *p)
 				    memory_order_relaxed);
 }
 HAK_HIDDEN int hak__map_set(void *p, size_t size, unsigned kind);
-/* Two bytes per 4 MiB: the row of owner hints of an arena outside the
- * span (from 1), else 0. */
-struct hak_arena_tab {
-	uint16_t *tab;
-	uintptr_t len; /* entries; 0 until the first arena outside the span */
-};
-HAK_HIDDEN extern struct hak_arena_tab hak__arena_tab;
+/* Two bytes per 4 MiB of the 47-bit address space: the row of owner hints
+ * of an arena outside the span (from 1), else 0.  NULL until the first
+ * arena outside the span. */
+#define HAK_ARENA_TAB_LEN ((uintptr_t)1 << (47 - HAK_ARENA_SHIFT))
+HAK_HIDDEN extern uint16_t *hak__arena_tab;
 HAK_HIDDEN bool hak__arena_tab_set(const void *arena, unsigned row);
 /* p's arena's row of hints if p is in an arena outside the span, else 0. */
 static inline uintptr_t hak__arena_hint_row(const void *p)
 {
 	uintptr_t i = (uintptr_t)p >> HAK_ARENA_SHIFT;
-	uintptr_t len = __atomic_load_n(&hak__arena_tab.len, __ATOMIC_ACQUIRE);
-	return i < len ? hak__arena_tab.tab[i] : 0;
+	uint16_t *t = __atomic_load_n(&hak__arena_tab, __ATOMIC_ACQUIRE);
+	return t && i < HAK_ARENA_TAB_LEN ? t[i] : 0;
 }
 /* arena.c: arenas, page descriptors, the free-page pool, purge ---------- */
 static inline struct hak_arena *hak__arena_of(const void *p)

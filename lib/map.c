@@ -21,9 +21,7 @@
 #define HAK_MAP_LEAF_SIZE ((size_t)1 << HAK_MAP_LEAF_SHIFT)
 
 _Atomic(uint8_t *) hak__map_top[HAK_MAP_TOP_ENTRIES];
-struct hak_arena_tab hak__arena_tab;
-
-#define HAK_ARENA_TAB_LEN ((uintptr_t)1 << (47 - HAK_ARENA_SHIFT))
+uint16_t *hak__arena_tab;
 
 /* Mark the arena at a (4 MiB aligned) as one with row of owner hints row,
  * or (0) as none.  Returns false if the table could not be mapped (the
@@ -31,7 +29,7 @@ struct hak_arena_tab hak__arena_tab;
 bool hak__arena_tab_set(const void *a, unsigned row)
 {
 	uintptr_t i = (uintptr_t)a >> HAK_ARENA_SHIFT;
-	uint16_t *t = __atomic_load_n(&hak__arena_tab.tab, __ATOMIC_ACQUIRE);
+	uint16_t *t = __atomic_load_n(&hak__arena_tab, __ATOMIC_ACQUIRE);
 	if (!t) {
 		if (!row)
 			return true;
@@ -39,12 +37,11 @@ bool hak__arena_tab_set(const void *a, unsigned row)
 		uint16_t *fresh = hak__os_map(HAK_ARENA_TAB_LEN * sizeof *fresh);
 		if (!fresh)
 			return false;
-		if (__atomic_compare_exchange_n(&hak__arena_tab.tab, &t, fresh, false,
+		if (__atomic_compare_exchange_n(&hak__arena_tab, &t, fresh, false,
 						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			t = fresh;
 		else
 			hak__os_unmap(fresh, HAK_ARENA_TAB_LEN * sizeof *fresh);
-		__atomic_store_n(&hak__arena_tab.len, HAK_ARENA_TAB_LEN, __ATOMIC_RELEASE);
 	}
 	if (i < HAK_ARENA_TAB_LEN)
 		__atomic_store_n(&t[i], (uint16_t)row, __ATOMIC_RELEASE);
