@@ -100,7 +100,7 @@ unsigned hak__class_of_large(size_t size)
  * every other allocation once frees and allocations stopped alternating
  * exactly: on the published Larson at 2-32 KiB that was much of
  * tcmalloc's lead.  At these caps a thread caches at most 9.2 MiB in all
- * (10.2 MiB with the growth of hak__tc_max()), with no count of bytes to
+ * (17.2 MiB with the growth of hak__tc_max()), with no count of bytes to
  * keep on the fast paths.  A loop that frees hundreds of small blocks
  * before it allocates them again stays in the cache instead of returning
  * them to their pages and taking them back.  The caches of a heap share
