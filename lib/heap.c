@@ -742,13 +742,19 @@ static bool drain_for_owner(struct hak_heap *h, struct hak_heap *src, unsigned c
  * those left without a live block).  A thread that frees but no longer
  * allocates a class (its thread cache serves it, or it stopped) would
  * otherwise keep pages that other threads emptied, forever. */
+/* Take the classes whose own queue got pages from own_mask: they are
+ * cleared, HAK_OWN_ALWAYS stays as it is. */
+static uint64_t own_classes_take(struct hak_heap *h)
+{
+	return atomic_fetch_and_explicit(&h->own_mask, HAK_OWN_ALWAYS, memory_order_acquire) &
+	       ~HAK_OWN_ALWAYS;
+}
+
 static void own_queues_refresh(struct hak_heap *h)
 {
-	uint64_t always = own_always();
-	if (!(atomic_load_explicit(&h->own_mask, memory_order_relaxed) & ~always))
+	if (!(atomic_load_explicit(&h->own_mask, memory_order_relaxed) & ~HAK_OWN_ALWAYS))
 		return;
-	uint64_t mask = atomic_exchange_explicit(&h->own_mask, always, memory_order_acquire) &
-			~always;
+	uint64_t mask = own_classes_take(h);
 	while (mask) {
 		unsigned c = (unsigned)__builtin_ctzll(mask);
 		mask &= mask - 1;
@@ -923,9 +929,7 @@ static uint64_t heap_allocs(struct hak_heap *h)
 static size_t heap_refresh_idle(struct hak_heap *h)
 {
 	size_t released = 0;
-	uint64_t always = own_always();
-	uint64_t mask = atomic_exchange_explicit(&h->own_mask, always, memory_order_acquire) &
-			~always;
+	uint64_t mask = own_classes_take(h);
 	while (mask) {
 		unsigned c = (unsigned)__builtin_ctzll(mask);
 		mask &= mask - 1;
