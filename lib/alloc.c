@@ -269,8 +269,14 @@ static HAK_NOINLINE void free_other(struct hak_heap *h, struct hak_page *pg, str
 		     !hak__block_start(pg, b) || b->marker == hak__free_marker(b)))
 		return free_generic(h, b);
 	_Atomic uint32_t *g = hak__gate_enter(h);
-	hak__remote_free(h, pg, b, pg->class_idx); /* class read while b is live */
+	/* a holder that stopped allocating: its pages become ours, and the
+	 * free a local one (hak__heap_free_quiet) */
+	int q = hak__heap_free_quiet(h, pg, b, o);
+	if (!q)
+		hak__remote_free(h, pg, b, pg->class_idx); /* class read while b is live */
 	hak__gate_exit(g);
+	if (q == 2)
+		return free_held(h, pg->class_idx, b, hak__free_marker(b));
 }
 
 static HAK_NOINLINE void free_unhinted(struct hak_heap *h, void *p, uintptr_t e);

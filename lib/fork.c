@@ -64,24 +64,75 @@ static bool must_pass(_Atomic uint32_t *g, uint32_t was)
 	       getpid() != __atomic_load_n(&fork_pid, __ATOMIC_RELAXED);
 }
 
-/* The flag was raised as we entered gate g (its value before was was):
- * leave, wait for fork to be over, and enter again. */
-void hak__gate_blocked(_Atomic uint32_t *g, uint32_t was)
+/* Whether the owner of h, entering its gate g from outside every gate
+ * (was 0), must wait: another thread is taking over h's held pages. */
+static bool held_shut(struct hak_heap *h, _Atomic uint32_t *g, uint32_t was)
 {
-	while (atomic_load_explicit(&hak__forking, memory_order_seq_cst)) {
-		if (must_pass(g, was))
+	return g != &hak__gate_shared && !was &&
+	       atomic_load_explicit(&h->held_shut, memory_order_seq_cst);
+}
+
+/* The flag was raised, or h's held pages are being taken over
+ * (hak__heap_take_quiet), as we entered gate g of heap h (its value before
+ * was was): leave, wait for fork (or the takeover) to be over, and enter
+ * again.  A takeover lasts a walk over the heap's page lists; it never
+ * waits for anything the owner holds, since the owner is outside every
+ * gate and holds no lock of ours. */
+void hak__gate_blocked(struct hak_heap *h, _Atomic uint32_t *g, uint32_t was)
+{
+	for (;;) {
+		bool forking = atomic_load_explicit(&hak__forking, memory_order_seq_cst);
+		if (forking ? must_pass(g, was) : !held_shut(h, g, was))
 			return;
 		if (g == &hak__gate_shared)
 			atomic_fetch_sub_explicit(g, 1, memory_order_seq_cst);
 		else
 			atomic_store_explicit(g, was, memory_order_seq_cst);
-		while (atomic_load_explicit(&hak__forking, memory_order_acquire))
-			hak__futex_wait(&hak__forking, 1, NULL);
+		if (forking) {
+			while (atomic_load_explicit(&hak__forking, memory_order_acquire))
+				hak__futex_wait(&hak__forking, 1, NULL);
+		} else {
+			/* 2: the taker wakes us when it is done */
+			uint32_t s;
+			while ((s = atomic_load_explicit(&h->held_shut, memory_order_acquire))) {
+				if (s == 1 && !atomic_compare_exchange_strong_explicit(
+						      &h->held_shut, &s, 2, memory_order_seq_cst,
+						      memory_order_relaxed))
+					continue;
+				hak__futex_wait(&h->held_shut, 2, NULL);
+			}
+		}
 		if (g == &hak__gate_shared)
 			atomic_fetch_add_explicit(g, 1, memory_order_seq_cst);
 		else
 			atomic_store_explicit(g, was + 1, memory_order_seq_cst);
 	}
+}
+
+/* Shut the slow paths of heap p (not the caller's) if its thread is outside
+ * all of them, so that the caller may take over p's held pages: false if
+ * p's thread is inside one, p is dead, or another thread is taking over
+ * already.  Dekker with hak__gate_enter, as in hak__gate_close: our store,
+ * the asymmetric fence, the load of p's gate. */
+bool hak__heap_shut(struct hak_heap *p)
+{
+	uint32_t open = 0; /* (a CAS: a shut heap's 2 must stay for its taker) */
+	if (!atomic_compare_exchange_strong_explicit(&p->held_shut, &open, 1,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return false;
+	if (hak__gate_light)
+		hak__os_barrier_all();
+	if (!atomic_load_explicit(&p->gate, memory_order_seq_cst) &&
+	    atomic_load_explicit(&p->alive, memory_order_acquire))
+		return true;
+	hak__heap_open(p);
+	return false;
+}
+
+void hak__heap_open(struct hak_heap *p)
+{
+	if (atomic_exchange_explicit(&p->held_shut, 0, memory_order_seq_cst) == 2)
+		hak__futex_wake(&p->held_shut, INT_MAX);
 }
 
 /* Wait until gate g holds at most mine (the calling thread's own share). */
@@ -130,8 +181,10 @@ void hak__gate_fork_child(void)
 {
 	struct hak_heap *self = hak__tl_heap;
 	for (struct hak_heap *h = hak__heaps_first(); h; h = hak__heap_next(h))
-		if (h != self)
+		if (h != self) {
 			atomic_store_explicit(&h->gate, 0, memory_order_relaxed);
+			atomic_store_explicit(&h->held_shut, 0, memory_order_relaxed);
+		}
 	atomic_store_explicit(&hak__gate_shared, hak__tl_shared_depth, memory_order_relaxed);
 	__atomic_store_n(&fork_tid, 0, __ATOMIC_RELAXED);
 	atomic_store_explicit(&hak__forking, 0, memory_order_seq_cst);

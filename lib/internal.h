@@ -227,6 +227,9 @@ struct hak_heap {
 	uint32_t refills;         /* slow-path refills so far: the age of full pages */
 	_Atomic uint32_t gate;    /* > 0 while the thread is inside a slow path
 				   * (fork.c): written by the owner only */
+	_Atomic uint32_t held_shut; /* another thread is taking over this heap's
+				     * held pages (hak__heap_take_quiet): 1, or 2
+				     * once the owner waits at its gate */
 	_Atomic uint64_t own_mask; /* classes whose own queue got pages since the
 				    * last own_queues_refresh: set by enqueuers; and
 				    * HAK_OWN_ALWAYS under roundrobin and hybrid.
@@ -239,6 +242,13 @@ struct hak_heap {
 	_Atomic uint32_t alive;   /* 1 while a thread owns this heap */
 	_Atomic uint32_t gen;     /* bumped when a thread gives the heap up */
 	uint32_t index;           /* registry position; stats slot */
+	struct hak_heap *quiet_from; /* the holder of the last pages this heap
+				      * freed remotely into, its allocations then,
+				      * the frees since, and its allocations at
+				      * our last takeover (hak__heap_take_quiet) */
+	uint64_t quiet_allocs, quiet_taken;
+	uint32_t quiet_frees;
+	bool quiet_on;            /* quiet_from was quiet at the last look */
 	uint64_t idle_allocs;     /* allocations when the background thread
 				   * last looked, and whether h then looked
 				   * idle with queued pages (it alone writes
@@ -281,6 +291,8 @@ struct hak_options {
 	unsigned drain_period;   /* HAKMEM_DRAIN_PERIOD: frees between drains */
 	unsigned lease_us;       /* HAKMEM_LEASE_US */
 	unsigned scan_budget;    /* HAKMEM_SCAN_BUDGET: pages examined per adoption */
+	unsigned quiet_frees;    /* HAKMEM_QUIET_FREES: remote frees into a quiet
+				  * holder's pages before we take them, 0 = never */
 	unsigned sweep_ms;       /* HAKMEM_SWEEP_MS: background sweeper, 0 = off */
 	unsigned purge_delay_ms; /* HAKMEM_PURGE_DELAY_MS */
 	unsigned purge_keep_pct; /* HAKMEM_PURGE_KEEP_PCT: free pages kept, % of in use */
@@ -644,6 +656,8 @@ HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
  * classes mask it off.) */
 #define HAK_OWN_ALWAYS ((uint64_t)1 << 63)
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
+HAK_HIDDEN int hak__heap_free_quiet(struct hak_heap *h, struct hak_page *pg,
+				    struct hak_block *b, uintptr_t o);
 HAK_HIDDEN bool hak__tc_grow(struct hak_heap *h, unsigned cls);
 HAK_HIDDEN void hak__heap_trim(struct hak_heap *h);
 HAK_HIDDEN void hak__heaps_after_fork_child(struct hak_heap *self);
@@ -778,19 +792,24 @@ HAK_HIDDEN extern _Atomic uint32_t hak__gate_shared;
 HAK_HIDDEN extern bool hak__gate_light;           /* membarrier registered */
 HAK_HIDDEN extern __thread uint32_t hak__tl_shared_depth
 	__attribute__((tls_model("initial-exec")));
-HAK_HIDDEN void hak__gate_blocked(_Atomic uint32_t *gate, uint32_t was);
+HAK_HIDDEN void hak__gate_blocked(struct hak_heap *h, _Atomic uint32_t *gate, uint32_t was);
 HAK_HIDDEN void hak__gate_init(void);
 HAK_HIDDEN void hak__gate_close(void);
 HAK_HIDDEN void hak__gate_open(void);
 HAK_HIDDEN void hak__gate_fork_child(void);
+HAK_HIDDEN bool hak__heap_shut(struct hak_heap *p);
+HAK_HIDDEN void hak__heap_open(struct hak_heap *p);
 /* A compiler barrier: no instruction, but stores on either side of it stay
  * in program order (which is all a fork child can observe of a thread). */
 #define hak__store_order() atomic_signal_fence(memory_order_seq_cst)
 
 /* Enter the gate of h (the calling thread's heap, or the empty heap);
  * returns the gate to pass to hak__gate_exit.  The owner's store and its
- * load of hak__forking are ordered by the fork side's membarrier (an
- * asymmetric fence), or by a seq_cst store where membarrier is missing. */
+ * loads of hak__forking and of h's held_shut are ordered by the other
+ * side's membarrier (an asymmetric fence: fork's, or that of a thread
+ * taking over h's held pages), or by a seq_cst store where membarrier is
+ * missing.  (held_shut shares the gate's line: the load costs nothing
+ * more.) */
 static inline _Atomic uint32_t *hak__gate_enter(struct hak_heap *h)
 {
 	_Atomic uint32_t *g;
@@ -809,8 +828,9 @@ static inline _Atomic uint32_t *hak__gate_enter(struct hak_heap *h)
 			atomic_store_explicit(g, was + 1, memory_order_seq_cst);
 		}
 	}
-	if (unlikely(atomic_load_explicit(&hak__forking, memory_order_seq_cst)))
-		hak__gate_blocked(g, was);
+	if (unlikely(atomic_load_explicit(&hak__forking, memory_order_seq_cst) |
+		     atomic_load_explicit(&h->held_shut, memory_order_seq_cst)))
+		hak__gate_blocked(h, g, was);
 	return g;
 }
 

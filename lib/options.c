@@ -40,6 +40,8 @@ static const struct opt_def opt_table[] = {
 	 "an integer from 0 to 10000000"},
 	{"HAKMEM_SCAN_BUDGET", OPT_UINT, 64, 1, 65536, &hak__opt.scan_budget, 0,
 	 "an integer from 1 to 65536"},
+	{"HAKMEM_QUIET_FREES", OPT_UINT, 32, 0, 1000000, &hak__opt.quiet_frees, 0,
+	 "an integer from 0 (never) to 1000000"},
 	{"HAKMEM_SWEEP_MS", OPT_UINT, 0, 0, 60000, &hak__opt.sweep_ms, 0,
 	 "an integer from 0 (off) to 60000"},
 	{"HAKMEM_PURGE_DELAY_MS", OPT_UINT, 200, 0, 3600000, &hak__opt.purge_delay_ms, 0,

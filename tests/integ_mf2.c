@@ -17,6 +17,18 @@
  *                      pages queued as pending), a third allocates.  Under
  *                      adopt (the default) the third adopts the pending
  *                      pages; under HAKMEM_DRAIN=owner they stay undrained.
+ *   integ_mf2 quiet    a live owner that stopped allocating, whose blocks
+ *                      another thread frees: after HAKMEM_QUIET_FREES
+ *                      remote frees the freeing thread takes over the
+ *                      owner's held pages (its other frees are local, its
+ *                      allocations reuse them); with HAKMEM_QUIET_FREES=0
+ *                      every free stays remote.  The owner then allocates
+ *                      again: no block is handed out twice.
+ *   integ_mf2 quietrace  takeovers racing with the owner's slow paths: an
+ *                      owner that allocates in bursts with pauses, a
+ *                      thread that frees its blocks meanwhile (run with
+ *                      HAKMEM_QUIET_FREES=1, a takeover at every pause):
+ *                      every block keeps its contents until freed.
  *   integ_mf2 refresh  a live owner that no longer allocates the class of
  *                      its blocks other threads freed gets its pages back
  *                      at its next free of anything: one free drains the
@@ -27,7 +39,10 @@
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <pthread.h>
 #include <stdint.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +296,165 @@ static void test_pending(bool expect_adopt)
 		free(got[i]);
 }
 
+/* quiet ------------------------------------------------------------------ */
+
+/* Too few pages for one to age and float (HAK_FLOAT_AGE refills): the
+ * owner holds them all, and the frees into them meet a held page. */
+#define QUIET_PAGES 8
+#define QUIET_BLOCKS (QUIET_PAGES * 16)
+
+static bool in_quiet_pages(const void *p)
+{
+	for (int i = 0; i < QUIET_BLOCKS; i += 16)
+		if (page_of(blocks[i]) == page_of(p))
+			return true;
+	return false;
+}
+
+static void *quiet_owner(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < QUIET_BLOCKS; i++) {
+		TU_CHECK((blocks[i] = malloc(BLOCK)) != NULL);
+		memset(blocks[i], 0x5a, BLOCK);
+	}
+	set_phase(1);
+	wait_phase(2); /* alive and quiet while the main thread frees */
+	/* its slow paths again, without the pages it lost */
+	static void *mine[NBLOCKS];
+	for (int i = 0; i < NBLOCKS; i++) {
+		TU_CHECK((mine[i] = malloc(BLOCK)) != NULL);
+		memset(mine[i], 0x3c, BLOCK);
+	}
+	for (int i = 0; i < NBLOCKS; i++)
+		free(mine[i]);
+	return NULL;
+}
+
+static void test_quiet(bool expect_take)
+{
+	static void *got[QUIET_BLOCKS];
+	struct hak_stats s0, s1;
+	pthread_t o;
+	free(malloc(BLOCK)); /* this thread's heap, before the count starts */
+	TU_CHECK(pthread_create(&o, NULL, quiet_owner, NULL) == 0);
+	wait_phase(1);
+	stats(&s0);
+	/* a block of each page in turn: the frees before the owner counts as
+	 * quiet meet every page */
+	for (int j = 0; j < 16; j++)
+		for (int i = j; i < QUIET_BLOCKS; i += 16)
+			free(blocks[i]);
+	stats(&s1);
+	for (int i = 0; i < QUIET_BLOCKS; i++) {
+		TU_CHECK((got[i] = malloc(BLOCK)) != NULL);
+		memset(got[i], 0xa5, BLOCK);
+	}
+	int reused = 0;
+	for (int i = 0; i < QUIET_BLOCKS; i++)
+		reused += in_quiet_pages(got[i]);
+	set_phase(2);
+	TU_CHECK(pthread_join(o, NULL) == 0);
+	unsigned long long remote = s1.remote_frees - s0.remote_frees;
+	unsigned long long taken = s1.adoptions - s0.adoptions;
+	printf("quiet (%s): remote frees %llu of %d, pages taken over %llu of %d, "
+	       "blocks from the old pages %d/%d\n", expect_take ? "take" : "never", remote,
+	       QUIET_BLOCKS, taken, QUIET_PAGES, reused, QUIET_BLOCKS);
+	fflush(stdout);
+	/* the owner's new blocks (0x3c) never landed on ours */
+	for (int i = 0; i < QUIET_BLOCKS; i++)
+		for (int j = 0; j < BLOCK; j++)
+			TU_CHECK(((unsigned char *)got[i])[j] == 0xa5,
+				 "block %d byte %d was overwritten: handed out twice", i, j);
+	if (expect_take) {
+		/* all but the owner's active page, whose malloc fast path uses
+		 * it without a gate */
+		TU_CHECK(taken >= QUIET_PAGES - 1, "only %llu pages were taken over", taken);
+		/* the first HAKMEM_QUIET_FREES (32), and those into the active page */
+		TU_CHECK(remote <= 32 + 16, "%llu frees stayed remote", remote);
+		TU_CHECK(remote >= 32, "only %llu frees were remote before the takeover", remote);
+		/* all but the active page's blocks, which stay on its remote list */
+		TU_CHECK(reused >= QUIET_BLOCKS - 16, "only %d blocks reused the old pages",
+			 reused);
+	} else {
+		TU_CHECK(remote == QUIET_BLOCKS, "%llu of %d frees were remote", remote,
+			 QUIET_BLOCKS);
+		TU_CHECK(taken == 0, "%llu pages were taken over", taken);
+	}
+	for (int i = 0; i < QUIET_BLOCKS; i++)
+		free(got[i]);
+}
+
+/* quietrace ------------------------------------------------------------- */
+
+#define RACE_BATCH 64
+#define RACE_ROUNDS 3000
+static void *race_slot[2][RACE_BATCH];
+static _Atomic int race_full[2]; /* 1: the batch is the freer's */
+
+static size_t race_size(unsigned i, unsigned r)
+{
+	static const size_t sizes[] = {48, 200, 1000, 3000, 9000, 20000};
+	return sizes[(i * 7 + r) % 6];
+}
+
+static void race_pause(unsigned r)
+{
+	if (r % 4 == 0)
+		return; /* no pause: the freer meets a busy owner */
+	struct timespec ts = {0, (long)(r % 7) * 20000};
+	nanosleep(&ts, NULL);
+}
+
+static void *race_owner(void *arg)
+{
+	(void)arg;
+	for (unsigned r = 0; r < RACE_ROUNDS; r++) {
+		int k = r & 1;
+		while (atomic_load(&race_full[k]))
+			sched_yield();
+		for (unsigned i = 0; i < RACE_BATCH; i++) {
+			size_t n = race_size(i, r);
+			unsigned char *p = malloc(n);
+			TU_CHECK(p != NULL);
+			memset(p, (int)(r * RACE_BATCH + i) & 0xff, n);
+			race_slot[k][i] = p;
+		}
+		atomic_store(&race_full[k], 1);
+		race_pause(r);
+	}
+	return NULL;
+}
+
+static void test_quietrace(void)
+{
+	struct hak_stats s0, s1;
+	pthread_t o;
+	stats(&s0);
+	TU_CHECK(pthread_create(&o, NULL, race_owner, NULL) == 0);
+	for (unsigned r = 0; r < RACE_ROUNDS; r++) {
+		int k = r & 1;
+		while (!atomic_load(&race_full[k]))
+			sched_yield();
+		for (unsigned i = 0; i < RACE_BATCH; i++) {
+			unsigned char *p = race_slot[k][i];
+			size_t n = race_size(i, r);
+			unsigned char want = (unsigned char)((r * RACE_BATCH + i) & 0xff);
+			for (size_t j = 0; j < n; j += 61)
+				TU_CHECK(p[j] == want, "round %u block %u byte %zu: %u, not %u", r,
+					 i, j, p[j], want);
+			free(p);
+		}
+		atomic_store(&race_full[k], 0);
+	}
+	TU_CHECK(pthread_join(o, NULL) == 0);
+	stats(&s1);
+	printf("quietrace: %d rounds of %d blocks, remote frees %llu, pages taken over %llu\n",
+	       RACE_ROUNDS, RACE_BATCH, (unsigned long long)(s1.remote_frees - s0.remote_frees),
+	       (unsigned long long)(s1.adoptions - s0.adoptions));
+	TU_CHECK(s1.adoptions > s0.adoptions, "no takeover happened");
+}
+
 /* The owner: the blocks of REFRESH_PAGES pages, too few for a page to age
  * and float (HAK_FLOAT_AGE refills), so that it holds them all; then one
  * small block it keeps cached.  After the remote frees, one free of that
@@ -348,12 +522,23 @@ int main(int argc, char **argv)
 		test_emptied();
 	} else if (!strcmp(mode, "pending")) {
 		test_pending(adopt);
+	} else if (!strcmp(mode, "quiet")) {
+		const char *q = getenv("HAKMEM_QUIET_FREES");
+		if (!adopt)
+			tu_skip("taking over a quiet holder's pages is part of the adopt strategy");
+		if (q && strcmp(q, "0") && strcmp(q, "32"))
+			tu_skip("the counts assume HAKMEM_QUIET_FREES=32 (the default) or 0");
+		test_quiet(!q || strcmp(q, "0"));
+	} else if (!strcmp(mode, "quietrace")) {
+		if (!adopt)
+			tu_skip("taking over a quiet holder's pages is part of the adopt strategy");
+		test_quietrace();
 	} else if (!strcmp(mode, "refresh")) {
 		if (drain && strcmp(drain, "adopt") && strcmp(drain, "owner"))
 			tu_skip("roundrobin and hybrid drain on their own period");
 		test_refresh();
 	} else {
-		fprintf(stderr, "usage: integ_mf2 exited|emptied|pending|refresh\n");
+		fprintf(stderr, "usage: integ_mf2 exited|emptied|pending|quiet|quietrace|refresh\n");
 		return 2;
 	}
 	return 0;

@@ -38,7 +38,9 @@ start_child() {
 	# emptied first: the background job's redirection truncates the file
 	# only once it runs, and the previous child's ready line must not count
 	: >"$TMP/child.out"
-	"$CHILD" "$@" >"$TMP/child.out" 2>"$TMP/child.err" &
+	# every free of worker 0's blocks stays a remote free (no takeover of
+	# the quiet worker's pages), so that the child's count is exact
+	HAKMEM_QUIET_FREES=0 "$CHILD" "$@" >"$TMP/child.out" 2>"$TMP/child.err" &
 	CHILD_PID=$!
 	if ! wait_for "$TMP/child.out" '^ready '; then
 		echo "FAIL: stat-child did not get ready"
