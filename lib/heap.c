@@ -86,6 +86,9 @@ static void heap_setup(struct hak_heap *h)
 	}
 	h->tc_grown = 0;
 	h->quiet_from = NULL;
+	/* a new thread: what takers learnt of the last one does not hold */
+	__atomic_store_n(&h->quiet_robbed, false, __ATOMIC_RELAXED);
+	atomic_store_explicit(&h->quiet_shift, 0, memory_order_relaxed);
 	h->hint_self = (uintptr_t)h << HAK_HINT_OWNER_SHIFT;
 	h->tid = hak__gettid();
 	h->st = hak__stats_slot(h->index, &h->own_stats);
@@ -478,6 +481,20 @@ static bool find_pending(struct hak_heap *h, unsigned cls)
 
 /* The allocation slow path ------------------------------------------------ */
 
+/* h allocates again after another thread took pages over from it as a
+ * quiet holder: it was only paused (a producer waiting for room, a thread
+ * off its CPU), and its pages went to the pool and back.  Those who free
+ * into its pages wait twice as long before they take them the next time
+ * (up to 1024 times HAKMEM_QUIET_FREES): a thread that is done (a Larson
+ * worker that handed its blocks on) never comes here. */
+static HAK_NOINLINE void quiet_resumed(struct hak_heap *h)
+{
+	__atomic_store_n(&h->quiet_robbed, false, __ATOMIC_RELAXED);
+	uint32_t s = atomic_load_explicit(&h->quiet_shift, memory_order_relaxed);
+	if (s < 10)
+		atomic_store_explicit(&h->quiet_shift, s + 1, memory_order_relaxed);
+}
+
 /* The general case: h may be the empty heap, pages may have to be found in
  * pending queues, in the pool or from the OS. */
 static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
@@ -487,7 +504,10 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 		if (!h)
 			return NULL;
 	}
-	h->refills++;
+	/* (read by threads that free into our pages: quiet_holder) */
+	__atomic_store_n(&h->refills, h->refills + 1, __ATOMIC_RELAXED);
+	if (unlikely(__atomic_load_n(&h->quiet_robbed, __ATOMIC_RELAXED)))
+		quiet_resumed(h);
 	hak__stats_publish();
 	if (!hak__opt.mf2 && hak__class_size[cls] >= HAK_POOL_MIN_CLASS_SIZE)
 		return hak__pool_alloc(cls, h->st);
@@ -1046,8 +1066,7 @@ size_t hak__heaps_reclaim_idle(uint64_t now, bool *watch)
  * remote free when its cache flushes (the hint protocol, hak__hints). */
 
 /* Take p's held pages, but its active ones, for h (p's slow paths shut):
- * drained, and filed on h's lists (those without a live block go to the
- * pool).  Returns how many. */
+ * drained, and filed on h's lists.  Returns how many. */
 static size_t take_held(struct hak_heap *h, struct hak_heap *p)
 {
 	size_t n = 0;
@@ -1067,7 +1086,9 @@ static size_t take_held(struct hak_heap *h, struct hak_heap *p)
 				atomic_store_explicit(&pg->last_transfer_ns, now,
 						      memory_order_relaxed);
 				hak__page_drain(pg);
-				page_file(h, pg);
+				/* one left without a live block too: h is about to
+				 * allocate, and the pool would purge it */
+				list_push(h, pg, page_has_free(pg) ? HAK_LIST_PARTIAL : HAK_LIST_FULL);
 				n++;
 			}
 	}
@@ -1076,27 +1097,40 @@ static size_t take_held(struct hak_heap *h, struct hak_heap *p)
 
 /* Whether p, a live heap that is not h, whose pages h frees into, is quiet:
  * its thread made no allocation while h freed the last HAKMEM_QUIET_FREES
- * blocks into them.  When it becomes so, h takes over the pages p holds.
- * (h's gate entered.) */
+ * << p->quiet_shift blocks into them.  When it becomes so, h takes over the
+ * pages p holds.  Between looks, a remote free costs a count in h, and
+ * while p is quiet a load of p's refill count (no line of p is read on
+ * every free of a producer-consumer program, which would bounce it between
+ * the two).  (h's gate entered.) */
 static bool quiet_holder(struct hak_heap *h, struct hak_heap *p)
 {
 	if (h->quiet_from != p) {
 		h->quiet_from = p;
 		h->quiet_frees = 0;
+		h->quiet_window = hak__opt.quiet_frees
+				  << atomic_load_explicit(&p->quiet_shift, memory_order_relaxed);
 		h->quiet_allocs = heap_allocs(p);
 		h->quiet_on = false;
 		h->quiet_taken = ~(uint64_t)0;
 		return false;
 	}
-	if (++h->quiet_frees < hak__opt.quiet_frees)
+	/* quiet so far: no refill since (a cheaper sign than the allocations) */
+	if (h->quiet_on && __atomic_load_n(&p->refills, __ATOMIC_RELAXED) != h->quiet_refills)
+		h->quiet_on = false;
+	if (++h->quiet_frees < h->quiet_window)
 		return h->quiet_on;
 	h->quiet_frees = 0;
+	h->quiet_window = hak__opt.quiet_frees
+			  << atomic_load_explicit(&p->quiet_shift, memory_order_relaxed);
 	uint64_t n = heap_allocs(p);
 	h->quiet_on = n == h->quiet_allocs;
 	h->quiet_allocs = n;
+	h->quiet_refills = __atomic_load_n(&p->refills, __ATOMIC_RELAXED);
 	/* p's held pages, unless we took them since its last allocation */
 	if (h->quiet_on && n != h->quiet_taken && hak__heap_shut(p)) {
 		size_t pages = take_held(h, p);
+		if (pages)
+			__atomic_store_n(&p->quiet_robbed, true, __ATOMIC_RELAXED);
 		hak__heap_open(p);
 		h->quiet_taken = n;
 		HAK_STAT_ADD(h->st->adoptions, pages);
@@ -1121,6 +1155,9 @@ int hak__heap_free_quiet(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 		return atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h ? 2 : 0;
 	if (!page_take(h, pg, o))
 		return 0;
+	/* (a floating page: no shut to order the store with p's reads of it) */
+	__atomic_store_n(&((struct hak_heap *)(o & ~HAK_OWNER_FLAGS))->quiet_robbed, true,
+			 __ATOMIC_RELAXED);
 	atomic_store_explicit(&pg->last_transfer_ns, hak__now_ns(), memory_order_relaxed);
 	HAK_STAT_ADD(h->st->adoptions, 1);
 	HAK_STAT_ADD(h->st->pages_reused, 1);

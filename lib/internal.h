@@ -247,8 +247,13 @@ struct hak_heap {
 				      * the frees since, and its allocations at
 				      * our last takeover (hak__heap_take_quiet) */
 	uint64_t quiet_allocs, quiet_taken;
-	uint32_t quiet_frees;
+	uint32_t quiet_frees, quiet_window, quiet_refills;
 	bool quiet_on;            /* quiet_from was quiet at the last look */
+	bool quiet_robbed;        /* (as a holder) pages of ours were taken over
+				   * since our last refill: set by the taker */
+	_Atomic uint32_t quiet_shift; /* (as a holder) takers wait 2^shift times
+				       * HAKMEM_QUIET_FREES: one more each time we
+				       * allocated again after a takeover */
 	uint64_t idle_allocs;     /* allocations when the background thread
 				   * last looked, and whether h then looked
 				   * idle with queued pages (it alone writes
