@@ -24,6 +24,9 @@
  *                      allocations reuse them); with HAKMEM_QUIET_FREES=0
  *                      every free stays remote.  The owner then allocates
  *                      again: no block is handed out twice.
+ *   integ_mf2 quietback  an owner that comes back after each takeover
+ *                      (allocates again): the takeovers thin out (each
+ *                      doubles the frees the next one waits for).
  *   integ_mf2 quietrace  takeovers racing with the owner's slow paths: an
  *                      owner that allocates in bursts with pauses, a
  *                      thread that frees its blocks meanwhile (run with
@@ -385,6 +388,59 @@ static void test_quiet(bool expect_take)
 		free(got[i]);
 }
 
+/* quietback -------------------------------------------------------------- */
+
+/* An owner that pauses and allocates again, round after round, while the
+ * main thread frees each round's blocks: after every takeover the owner
+ * comes back, so the takeovers thin out. */
+#define BACK_ROUNDS 12
+#define BACK_BLOCKS 128
+
+static void *back_owner(void *arg)
+{
+	(void)arg;
+	for (int r = 0; r < BACK_ROUNDS; r++) {
+		for (int i = 0; i < BACK_BLOCKS; i++) {
+			TU_CHECK((blocks[i] = malloc(BLOCK)) != NULL);
+			memset(blocks[i], r, 64);
+		}
+		set_phase(2 * r + 1);
+		wait_phase(2 * r + 2); /* quiet while the main thread frees */
+	}
+	return NULL;
+}
+
+static void test_quietback(void)
+{
+	unsigned long long taken[BACK_ROUNDS];
+	pthread_t o;
+	free(malloc(BLOCK));
+	TU_CHECK(pthread_create(&o, NULL, back_owner, NULL) == 0);
+	for (int r = 0; r < BACK_ROUNDS; r++) {
+		struct hak_stats s0, s1;
+		wait_phase(2 * r + 1);
+		stats(&s0);
+		for (int i = 0; i < BACK_BLOCKS; i++)
+			free(blocks[i]);
+		stats(&s1);
+		taken[r] = s1.adoptions - s0.adoptions;
+		set_phase(2 * r + 2);
+	}
+	TU_CHECK(pthread_join(o, NULL) == 0);
+	unsigned long long late = 0;
+	printf("quietback: pages taken over per round:");
+	for (int r = 0; r < BACK_ROUNDS; r++) {
+		printf(" %llu", taken[r]);
+		late += r >= BACK_ROUNDS / 2 && taken[r] > 0;
+	}
+	printf("\n");
+	fflush(stdout);
+	TU_CHECK(taken[0] > 0 && taken[1] > 0, "no takeover in the first rounds");
+	/* windows of 32 << 6 frees and more: at most one more takeover */
+	TU_CHECK(late <= 1, "takeovers in %llu of the last %d rounds: no back-off", late,
+		 BACK_ROUNDS / 2);
+}
+
 /* quietrace ------------------------------------------------------------- */
 
 #define RACE_BATCH 64
@@ -529,6 +585,13 @@ int main(int argc, char **argv)
 		if (q && strcmp(q, "0") && strcmp(q, "32"))
 			tu_skip("the counts assume HAKMEM_QUIET_FREES=32 (the default) or 0");
 		test_quiet(!q || strcmp(q, "0"));
+	} else if (!strcmp(mode, "quietback")) {
+		const char *q = getenv("HAKMEM_QUIET_FREES");
+		if (!adopt)
+			tu_skip("taking over a quiet holder's pages is part of the adopt strategy");
+		if (q && strcmp(q, "32"))
+			tu_skip("the counts assume HAKMEM_QUIET_FREES=32 (the default)");
+		test_quietback();
 	} else if (!strcmp(mode, "quietrace")) {
 		if (!adopt)
 			tu_skip("taking over a quiet holder's pages is part of the adopt strategy");
@@ -538,7 +601,7 @@ int main(int argc, char **argv)
 			tu_skip("roundrobin and hybrid drain on their own period");
 		test_refresh();
 	} else {
-		fprintf(stderr, "usage: integ_mf2 exited|emptied|pending|quiet|quietrace|refresh\n");
+		fprintf(stderr, "usage: integ_mf2 exited|emptied|pending|quiet|quietback|quietrace|refresh\n");
 		return 2;
 	}
 	return 0;

@@ -33,6 +33,7 @@ run "integ_mf2 pending" env HAKMEM_QUIET_FREES=0 "$prog" pending
 run "HAKMEM_DRAIN=owner integ_mf2 pending" env HAKMEM_DRAIN=owner "$prog" pending
 run "integ_mf2 quiet" "$prog" quiet
 run "HAKMEM_QUIET_FREES=0 integ_mf2 quiet" env HAKMEM_QUIET_FREES=0 "$prog" quiet
+run "integ_mf2 quietback" "$prog" quietback
 run "HAKMEM_QUIET_FREES=1 integ_mf2 quietrace" env HAKMEM_QUIET_FREES=1 "$prog" quietrace
 run "integ_mf2 refresh" env HAKMEM_QUIET_FREES=0 HAKMEM_BACKGROUND=0 "$prog" refresh
 run "HAKMEM_DRAIN=owner integ_mf2 refresh" env HAKMEM_DRAIN=owner HAKMEM_BACKGROUND=0 "$prog" refresh
