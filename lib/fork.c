@@ -73,7 +73,7 @@ static bool held_shut(struct hak_heap *h, _Atomic uint32_t *g, uint32_t was)
 }
 
 /* The flag was raised, or h's held pages are being taken over
- * (hak__heap_take_quiet), as we entered gate g of heap h (its value before
+ * (quiet_holder in heap.c), as we entered gate g of heap h (its value before
  * was was): leave, wait for fork (or the takeover) to be over, and enter
  * again.  A takeover lasts a walk over the heap's page lists; it never
  * waits for anything the owner holds, since the owner is outside every

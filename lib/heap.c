@@ -1052,14 +1052,16 @@ size_t hak__heaps_reclaim_idle(uint64_t now, bool *watch)
  * a thread blocked for a while) pushes each onto a remote list, and those
  * pages come back into use only when their holder next refills or exits.
  * Meanwhile the freeing thread maps and carves pages of its own: with
- * four Larson threads on two CPUs, 840,000 of the 841,000 remote frees of
- * a run went to the held pages of a holder that had made no allocation
- * since the previous one.  So once a thread has freed HAKMEM_QUIET_FREES
- * blocks remotely into the held pages of one heap, and that heap's thread
- * has made no allocation meanwhile, it takes the pages that heap holds
- * (all but the active ones, which its malloc fast path uses without a
- * gate) for itself: its frees into them are then local, and its mallocs
- * find their blocks.  The holder's slow paths are shut meanwhile
+ * four Larson threads pinned to one CPU, 840,000 of the 841,000 remote
+ * frees of a run went to the held pages of a holder that had made no
+ * refill since the previous one.  So once a thread has freed
+ * HAKMEM_QUIET_FREES blocks remotely into the pages of one heap, and that
+ * heap's thread has made no allocation meanwhile, it takes the pages that
+ * heap holds (all but the active ones, which its malloc fast path uses
+ * without a gate) for itself, and claims its floating ones as it frees
+ * into them: its frees there are then local, and its mallocs find their
+ * blocks.  A holder that allocates again was only paused, and the next
+ * takeover waits longer (quiet_resumed).  The holder's slow paths are shut meanwhile
  * (hak__heap_shut), which is what every slow path relies on: only the
  * holder touches its lists.  Its fast paths touch no page but the active
  * ones; a block it caches from a page taken meanwhile goes back by a
@@ -1297,4 +1299,3 @@ void hak__heaps_after_fork_child(struct hak_heap *self)
 	if (self)
 		self->tid = hak__gettid();
 }
-

@@ -228,7 +228,7 @@ struct hak_heap {
 	_Atomic uint32_t gate;    /* > 0 while the thread is inside a slow path
 				   * (fork.c): written by the owner only */
 	_Atomic uint32_t held_shut; /* another thread is taking over this heap's
-				     * held pages (hak__heap_take_quiet): 1, or 2
+				     * held pages (quiet_holder in heap.c): 1, or 2
 				     * once the owner waits at its gate */
 	_Atomic uint64_t own_mask; /* classes whose own queue got pages since the
 				    * last own_queues_refresh: set by enqueuers; and
@@ -245,7 +245,7 @@ struct hak_heap {
 	struct hak_heap *quiet_from; /* the holder of the last pages this heap
 				      * freed remotely into, its allocations then,
 				      * the frees since, and its allocations at
-				      * our last takeover (hak__heap_take_quiet) */
+				      * our last takeover (quiet_holder in heap.c) */
 	uint64_t quiet_allocs, quiet_taken;
 	uint32_t quiet_frees, quiet_window, quiet_refills;
 	bool quiet_on;            /* quiet_from was quiet at the last look */
