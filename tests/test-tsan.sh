@@ -34,10 +34,13 @@ $cc $flags -DHAVE_CONFIG_H -include "$src/tests/hak-api.h" -o "$tmp/stress" \
 
 fail=0
 # the four strategies, then adopt with the paranoid checks (canaries) and
-# the free-page pool at its minimum (purges racing with allocation)
-for s in owner roundrobin hybrid adopt adopt-check2; do
+# the free-page pool at its minimum (purges racing with allocation), and
+# adopt with a takeover of a quiet holder's pages at its every pause
+# (HAKMEM_QUIET_FREES=1: the per-heap shut racing with the holder's gate)
+for s in owner roundrobin hybrid adopt adopt-check2 adopt-quiet1; do
 	extra=
 	[ "$s" = adopt-check2 ] && { s=adopt; extra="HAKMEM_CHECK=2 HAKMEM_PURGE_KEEP_PCT=0"; }
+	[ "$s" = adopt-quiet1 ] && { s=adopt; extra="HAKMEM_QUIET_FREES=1"; }
 	label="$s${extra:+ $extra}"
 	# short runs: TSan slows the program ten times; the sweeper and a short
 	# drain period exercise the paths between threads
