@@ -1068,7 +1068,9 @@ size_t hak__heaps_reclaim_idle(uint64_t now, bool *watch)
  * remote free when its cache flushes (the hint protocol, hak__hints). */
 
 /* Take p's held pages, but its active ones, for h (p's slow paths shut):
- * drained, and filed on h's lists.  Returns how many. */
+ * drained, and filed on h's lists (those left without a live block go to
+ * the pool, where they can be purged if h does not need them).  Returns
+ * how many. */
 static size_t take_held(struct hak_heap *h, struct hak_heap *p)
 {
 	size_t n = 0;
@@ -1088,9 +1090,7 @@ static size_t take_held(struct hak_heap *h, struct hak_heap *p)
 				atomic_store_explicit(&pg->last_transfer_ns, now,
 						      memory_order_relaxed);
 				hak__page_drain(pg);
-				/* one left without a live block too: h is about to
-				 * allocate, and the pool would purge it */
-				list_push(h, pg, page_has_free(pg) ? HAK_LIST_PARTIAL : HAK_LIST_FULL);
+				page_file(h, pg);
 				n++;
 			}
 	}
