@@ -272,10 +272,10 @@ static HAK_NOINLINE void free_other(struct hak_heap *h, struct hak_page *pg, str
 	/* a holder that stopped allocating: its pages become ours, and the
 	 * free a local one (hak__heap_free_quiet) */
 	int q = hak__heap_free_quiet(h, pg, b, o);
-	if (!q)
+	if (q == HAK_QUIET_REMOTE)
 		hak__remote_free(h, pg, b, pg->class_idx); /* class read while b is live */
 	hak__gate_exit(g);
-	if (q == 2)
+	if (q == HAK_QUIET_HELD)
 		return free_held(h, pg->class_idx, b, hak__free_marker(b));
 }
 

@@ -289,6 +289,15 @@ static bool page_take(struct hak_heap *h, struct hak_page *pg, uintptr_t o)
 	return true;
 }
 
+/* pg came to h from another heap at time now: the lease's clock, and the
+ * counters (an adoption, a page reused). */
+static void page_transferred(struct hak_heap *h, struct hak_page *pg, uint64_t now)
+{
+	atomic_store_explicit(&pg->last_transfer_ns, now, memory_order_relaxed);
+	HAK_STAT_ADD(h->st->adoptions, 1);
+	HAK_STAT_ADD(h->st->pages_reused, 1);
+}
+
 /* Float a held page (in no list) that has no free block.  Returns false if
  * remote frees arrived meanwhile and the page was kept, drained. */
 static bool page_float(struct hak_heap *h, struct hak_page *pg)
@@ -452,9 +461,7 @@ static bool take_pending_from(struct hak_heap *h, struct hak_pending *q, unsigne
 		if (transfer) {
 			if (!now)
 				now = hak__now_ns();
-			atomic_store_explicit(&pg->last_transfer_ns, now, memory_order_relaxed);
-			HAK_STAT_ADD(h->st->adoptions, 1);
-			HAK_STAT_ADD(h->st->pages_reused, 1);
+			page_transferred(h, pg, now);
 		}
 		if (page_use_taken(h, pg, cls)) {
 			found = true;
@@ -654,6 +661,20 @@ static void local_free(struct hak_heap *h, struct hak_page *pg, struct hak_block
 	page_file(h, pg);
 }
 
+/* Free b into pg, a floating page (owner word o) that h takes now, from
+ * another heap if transfer: false if another thread took it first. */
+static bool take_and_free(struct hak_heap *h, struct hak_page *pg, struct hak_block *b,
+			  uintptr_t o, bool transfer)
+{
+	if (!page_take(h, pg, o))
+		return false;
+	if (transfer)
+		page_transferred(h, pg, hak__now_ns());
+	hak__page_drain(pg);
+	local_free(h, pg, b);
+	return true;
+}
+
 /* free() of a block in a page the calling thread does not hold. */
 void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_block *b)
 {
@@ -685,17 +706,8 @@ void hak__heap_free_slow(struct hak_heap *h, struct hak_page *pg, struct hak_blo
 		 * claim it on the spot (adopt only). */
 		bool gone = hak__owner_gone(pg, o);
 		bool claim = gone && hak__opt.strategy == HAK_DRAIN_ADOPT;
-		if (((from == h && !gone) || claim) && page_take(h, pg, o)) {
-			if (claim) {
-				atomic_store_explicit(&pg->last_transfer_ns, hak__now_ns(),
-						      memory_order_relaxed);
-				HAK_STAT_ADD(h->st->adoptions, 1);
-				HAK_STAT_ADD(h->st->pages_reused, 1);
-			}
-			hak__page_drain(pg);
-			local_free(h, pg, b);
+		if (((from == h && !gone) || claim) && take_and_free(h, pg, b, o, claim))
 			return;
-		}
 	}
 	hak__remote_free(h, pg, b, cls);
 }
@@ -1087,14 +1099,23 @@ static size_t take_held(struct hak_heap *h, struct hak_heap *p)
 					continue;
 				list_unlink(p, pg);
 				hak__hint_put(pg, (uintptr_t)h, c);
-				atomic_store_explicit(&pg->last_transfer_ns, now,
-						      memory_order_relaxed);
+				page_transferred(h, pg, now);
 				hak__page_drain(pg);
 				page_file(h, pg);
 				n++;
 			}
 	}
 	return n;
+}
+
+/* Start h's next window of frees into p's pages; n is p's allocations now. */
+static void quiet_window(struct hak_heap *h, struct hak_heap *p, uint64_t n)
+{
+	h->quiet_frees = 0;
+	h->quiet_window = hak__opt.quiet_frees
+			  << atomic_load_explicit(&p->quiet_shift, memory_order_relaxed);
+	h->quiet_allocs = n;
+	h->quiet_refills = __atomic_load_n(&p->refills, __ATOMIC_RELAXED);
 }
 
 /* Whether p, a live heap that is not h, whose pages h frees into, is quiet:
@@ -1108,12 +1129,9 @@ static bool quiet_holder(struct hak_heap *h, struct hak_heap *p)
 {
 	if (h->quiet_from != p) {
 		h->quiet_from = p;
-		h->quiet_frees = 0;
-		h->quiet_window = hak__opt.quiet_frees
-				  << atomic_load_explicit(&p->quiet_shift, memory_order_relaxed);
-		h->quiet_allocs = heap_allocs(p);
 		h->quiet_on = false;
 		h->quiet_taken = ~(uint64_t)0;
+		quiet_window(h, p, heap_allocs(p));
 		return false;
 	}
 	/* quiet so far: no refill since (a cheaper sign than the allocations) */
@@ -1121,51 +1139,40 @@ static bool quiet_holder(struct hak_heap *h, struct hak_heap *p)
 		h->quiet_on = false;
 	if (++h->quiet_frees < h->quiet_window)
 		return h->quiet_on;
-	h->quiet_frees = 0;
-	h->quiet_window = hak__opt.quiet_frees
-			  << atomic_load_explicit(&p->quiet_shift, memory_order_relaxed);
 	uint64_t n = heap_allocs(p);
 	h->quiet_on = n == h->quiet_allocs;
-	h->quiet_allocs = n;
-	h->quiet_refills = __atomic_load_n(&p->refills, __ATOMIC_RELAXED);
+	quiet_window(h, p, n);
 	/* p's held pages, unless we took them since its last allocation */
 	if (h->quiet_on && n != h->quiet_taken && hak__heap_shut(p)) {
-		size_t pages = take_held(h, p);
-		if (pages)
+		if (take_held(h, p))
 			__atomic_store_n(&p->quiet_robbed, true, __ATOMIC_RELAXED);
 		hak__heap_open(p);
 		h->quiet_taken = n;
-		HAK_STAT_ADD(h->st->adoptions, pages);
-		HAK_STAT_ADD(h->st->pages_reused, pages);
 	}
 	return h->quiet_on;
 }
 
 /* h is about to free b remotely into page pg, which another live heap
  * holds or floats (owner word o; h's gate entered).  If that heap is
- * quiet, pg becomes h's: 1 if b was freed here (pg floated, h claimed it),
- * 2 if h now holds pg (taken with the holder's other pages: b can go to
- * h's cache); 0 to free b remotely. */
+ * quiet, pg becomes h's: HAK_QUIET_FREED if b was freed here (pg floated,
+ * h claimed it), HAK_QUIET_HELD if h now holds pg (taken with the holder's
+ * other pages: b can go to h's cache); HAK_QUIET_REMOTE to free b
+ * remotely. */
 int hak__heap_free_quiet(struct hak_heap *h, struct hak_page *pg, struct hak_block *b,
 			 uintptr_t o)
 {
-	if (hak__opt.strategy != HAK_DRAIN_ADOPT || !hak__opt.quiet_frees)
-		return 0;
-	if (!quiet_holder(h, (struct hak_heap *)(o & ~HAK_OWNER_FLAGS)))
-		return 0;
+	struct hak_heap *p = (struct hak_heap *)(o & ~HAK_OWNER_FLAGS);
+	if (hak__opt.strategy != HAK_DRAIN_ADOPT || !hak__opt.quiet_frees || !quiet_holder(h, p))
+		return HAK_QUIET_REMOTE;
 	if (!(o & HAK_OWNER_FLOAT))
-		return atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h ? 2 : 0;
-	if (!page_take(h, pg, o))
-		return 0;
-	/* (a floating page: no shut to order the store with p's reads of it) */
-	__atomic_store_n(&((struct hak_heap *)(o & ~HAK_OWNER_FLAGS))->quiet_robbed, true,
-			 __ATOMIC_RELAXED);
-	atomic_store_explicit(&pg->last_transfer_ns, hak__now_ns(), memory_order_relaxed);
-	HAK_STAT_ADD(h->st->adoptions, 1);
-	HAK_STAT_ADD(h->st->pages_reused, 1);
-	hak__page_drain(pg);
-	local_free(h, pg, b);
-	return 1;
+		return atomic_load_explicit(&pg->owner, memory_order_relaxed) == (uintptr_t)h
+			       ? HAK_QUIET_HELD
+			       : HAK_QUIET_REMOTE;
+	if (!take_and_free(h, pg, b, o, true))
+		return HAK_QUIET_REMOTE;
+	/* (a floating page: no shut orders this store with p's reads of it) */
+	__atomic_store_n(&p->quiet_robbed, true, __ATOMIC_RELAXED);
+	return HAK_QUIET_FREED;
 }
 
 /* Thread exit --------------------------------------------------------------- */

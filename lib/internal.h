@@ -661,6 +661,8 @@ HAK_HIDDEN void hak__heap_drain_tick(struct hak_heap *h);
  * classes mask it off.) */
 #define HAK_OWN_ALWAYS ((uint64_t)1 << 63)
 HAK_HIDDEN void hak__heap_abandon(struct hak_heap *h);
+/* What hak__heap_free_quiet did with a remote free's block. */
+enum { HAK_QUIET_REMOTE, HAK_QUIET_FREED, HAK_QUIET_HELD };
 HAK_HIDDEN int hak__heap_free_quiet(struct hak_heap *h, struct hak_page *pg,
 				    struct hak_block *b, uintptr_t o);
 HAK_HIDDEN bool hak__tc_grow(struct hak_heap *h, unsigned cls);

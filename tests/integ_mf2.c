@@ -28,7 +28,9 @@
  *                      (allocates again): the takeovers thin out (each
  *                      doubles the frees the next one waits for).
  *   integ_mf2 quietrace  takeovers racing with the owner's slow paths: an
- *                      owner that allocates in bursts with pauses, a
+ *                      owner that allocates in bursts with pauses (a new
+ *                      one every 100 bursts, so that the back-off does
+ *                      not thin the takeovers out), a
  *                      thread that frees its blocks meanwhile (run with
  *                      HAKMEM_QUIET_FREES=1, a takeover at every pause):
  *                      every block keeps its contents until freed.
@@ -63,14 +65,19 @@ static void stats(struct hak_stats *st)
 	TU_CHECK(hak_stats_get(st, sizeof *st) == 0);
 }
 
+/* n blocks of BLOCK bytes into out, each filled with byte. */
+static void alloc_filled(void **out, int n, int byte)
+{
+	for (int i = 0; i < n; i++) {
+		TU_CHECK((out[i] = malloc(BLOCK)) != NULL);
+		memset(out[i], byte, BLOCK);
+	}
+}
+
 static void *alloc_all(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < NBLOCKS; i++) {
-		blocks[i] = malloc(BLOCK);
-		TU_CHECK(blocks[i] != NULL);
-		memset(blocks[i], 0x5a, BLOCK);
-	}
+	alloc_filled(blocks, NBLOCKS, 0x5a);
 	return NULL;
 }
 
@@ -80,12 +87,18 @@ static uintptr_t page_of(const void *p)
 	return (uintptr_t)p & ~(uintptr_t)0xffff;
 }
 
-static bool in_old_pages(const void *p)
+/* Whether p lies in a page of blocks[0..n) (16 to a page). */
+static bool in_pages_of(const void *p, int n)
 {
-	for (int i = 0; i < NBLOCKS; i += 16)
+	for (int i = 0; i < n; i += 16)
 		if (page_of(blocks[i]) == page_of(p))
 			return true;
 	return false;
+}
+
+static bool in_old_pages(const void *p)
+{
+	return in_pages_of(p, NBLOCKS);
 }
 
 static void *free_then_alloc(void *arg)
@@ -170,11 +183,7 @@ static void *alloc_again(void *arg)
 	static void *again[NBLOCKS];
 	stats(&before);
 	long f0 = thread_faults();
-	for (int i = 0; i < NBLOCKS; i++) {
-		again[i] = malloc(BLOCK);
-		TU_CHECK(again[i] != NULL);
-		memset(again[i], 0xa5, BLOCK);
-	}
+	alloc_filled(again, NBLOCKS, 0xa5);
 	long faults = thread_faults() - f0;
 	stats(&after);
 	int reused = 0;
@@ -306,29 +315,15 @@ static void test_pending(bool expect_adopt)
 #define QUIET_PAGES 8
 #define QUIET_BLOCKS (QUIET_PAGES * 16)
 
-static bool in_quiet_pages(const void *p)
-{
-	for (int i = 0; i < QUIET_BLOCKS; i += 16)
-		if (page_of(blocks[i]) == page_of(p))
-			return true;
-	return false;
-}
-
 static void *quiet_owner(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < QUIET_BLOCKS; i++) {
-		TU_CHECK((blocks[i] = malloc(BLOCK)) != NULL);
-		memset(blocks[i], 0x5a, BLOCK);
-	}
+	alloc_filled(blocks, QUIET_BLOCKS, 0x5a);
 	set_phase(1);
 	wait_phase(2); /* alive and quiet while the main thread frees */
 	/* its slow paths again, without the pages it lost */
 	static void *mine[NBLOCKS];
-	for (int i = 0; i < NBLOCKS; i++) {
-		TU_CHECK((mine[i] = malloc(BLOCK)) != NULL);
-		memset(mine[i], 0x3c, BLOCK);
-	}
+	alloc_filled(mine, NBLOCKS, 0x3c);
 	for (int i = 0; i < NBLOCKS; i++)
 		free(mine[i]);
 	return NULL;
@@ -349,13 +344,10 @@ static void test_quiet(bool expect_take)
 		for (int i = j; i < QUIET_BLOCKS; i += 16)
 			free(blocks[i]);
 	stats(&s1);
-	for (int i = 0; i < QUIET_BLOCKS; i++) {
-		TU_CHECK((got[i] = malloc(BLOCK)) != NULL);
-		memset(got[i], 0xa5, BLOCK);
-	}
+	alloc_filled(got, QUIET_BLOCKS, 0xa5);
 	int reused = 0;
 	for (int i = 0; i < QUIET_BLOCKS; i++)
-		reused += in_quiet_pages(got[i]);
+		reused += in_pages_of(got[i], QUIET_BLOCKS);
 	set_phase(2);
 	TU_CHECK(pthread_join(o, NULL) == 0);
 	unsigned long long remote = s1.remote_frees - s0.remote_frees;
@@ -400,10 +392,7 @@ static void *back_owner(void *arg)
 {
 	(void)arg;
 	for (int r = 0; r < BACK_ROUNDS; r++) {
-		for (int i = 0; i < BACK_BLOCKS; i++) {
-			TU_CHECK((blocks[i] = malloc(BLOCK)) != NULL);
-			memset(blocks[i], r, 64);
-		}
+		alloc_filled(blocks, BACK_BLOCKS, r);
 		set_phase(2 * r + 1);
 		wait_phase(2 * r + 2); /* quiet while the main thread frees */
 	}
@@ -445,6 +434,9 @@ static void test_quietback(void)
 
 #define RACE_BATCH 64
 #define RACE_ROUNDS 3000
+/* a new owner every 100 rounds: each starts without the back-off that its
+ * returns after the takeovers build up */
+#define RACE_OWNERS 30
 static void *race_slot[2][RACE_BATCH];
 static _Atomic int race_full[2]; /* 1: the batch is the freer's */
 
@@ -464,8 +456,8 @@ static void race_pause(unsigned r)
 
 static void *race_owner(void *arg)
 {
-	(void)arg;
-	for (unsigned r = 0; r < RACE_ROUNDS; r++) {
+	unsigned first = (unsigned)(uintptr_t)arg;
+	for (unsigned r = first; r < first + RACE_ROUNDS / RACE_OWNERS; r++) {
 		int k = r & 1;
 		while (atomic_load(&race_full[k]))
 			sched_yield();
@@ -487,9 +479,13 @@ static void test_quietrace(void)
 	struct hak_stats s0, s1;
 	pthread_t o;
 	stats(&s0);
-	TU_CHECK(pthread_create(&o, NULL, race_owner, NULL) == 0);
 	for (unsigned r = 0; r < RACE_ROUNDS; r++) {
 		int k = r & 1;
+		if (r % (RACE_ROUNDS / RACE_OWNERS) == 0) {
+			if (r)
+				TU_CHECK(pthread_join(o, NULL) == 0);
+			TU_CHECK(pthread_create(&o, NULL, race_owner, (void *)(uintptr_t)r) == 0);
+		}
 		while (!atomic_load(&race_full[k]))
 			sched_yield();
 		for (unsigned i = 0; i < RACE_BATCH; i++) {
