@@ -271,7 +271,7 @@ static HAK_NOINLINE void free_other(struct hak_heap *h, struct hak_page *pg, str
 	_Atomic uint32_t *g = hak__gate_enter(h);
 	/* a holder that stopped allocating: its pages become ours, and the
 	 * free a local one (hak__heap_free_quiet) */
-	int q = hak__heap_free_quiet(h, pg, b, o);
+	int q = hak__quiet_due(h, o) ? hak__heap_free_quiet(h, pg, b, o) : HAK_QUIET_REMOTE;
 	if (q == HAK_QUIET_REMOTE)
 		hak__remote_free(h, pg, b, pg->class_idx); /* class read while b is live */
 	hak__gate_exit(g);

@@ -1137,7 +1137,8 @@ static bool quiet_holder(struct hak_heap *h, struct hak_heap *p)
 	/* quiet so far: no refill since (a cheaper sign than the allocations) */
 	if (h->quiet_on && __atomic_load_n(&p->refills, __ATOMIC_RELAXED) != h->quiet_refills)
 		h->quiet_on = false;
-	if (++h->quiet_frees < h->quiet_window)
+	/* (the count, hak__quiet_due) */
+	if (h->quiet_frees < h->quiet_window)
 		return h->quiet_on;
 	uint64_t n = heap_allocs(p);
 	h->quiet_on = n == h->quiet_allocs;
