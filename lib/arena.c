@@ -14,6 +14,7 @@
 
 #include <sched.h>
 #include <string.h>
+#include <sys/uio.h>
 
 static _Atomic uint32_t pool_lock;
 /* Unpurged free pages, doubly linked: head newest, tail oldest. */
@@ -309,10 +310,13 @@ size_t hak__pages_purge(uint64_t older_than_ns, bool all)
 		hak__spin_unlock(&pool_lock);
 		if (!n)
 			return purged;
+		struct iovec ranges[BATCH];
 		for (unsigned i = 0; i < n; i++) {
-			hak__os_purge(hak__page_start(batch[i]), HAK_PAGE_SIZE);
+			ranges[i].iov_base = hak__page_start(batch[i]);
+			ranges[i].iov_len = HAK_PAGE_SIZE;
 			batch[i]->purged = 1;
 		}
+		hak__os_purge_ranges(ranges, n);
 		purged += (size_t)n * HAK_PAGE_SIZE;
 		HAK_GSTAT_ADD(hak__seg->global.purged_bytes, (uint64_t)n * HAK_PAGE_SIZE);
 		hak__spin_lock(&pool_lock);

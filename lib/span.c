@@ -43,6 +43,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #define SPAN_PAGE_SHIFT 12
 #define SPAN_PAGE ((size_t)1 << SPAN_PAGE_SHIFT)
@@ -700,11 +701,13 @@ static size_t shard_purge(struct hak_span_shard *s, uint64_t older_than_ns, bool
 		shard_unlock(s);
 		if (!n)
 			return purged;
+		struct iovec ranges[BATCH];
 		for (unsigned k = 0; k < n; k++) {
 			struct hak_region *r = region_of(batch[k]);
-			hak__os_purge(span_addr(r, index_of(r, batch[k])),
-				      (size_t)batch[k]->npages << SPAN_PAGE_SHIFT);
+			ranges[k].iov_base = span_addr(r, index_of(r, batch[k]));
+			ranges[k].iov_len = (size_t)batch[k]->npages << SPAN_PAGE_SHIFT;
 		}
+		hak__os_purge_ranges(ranges, n);
 		HAK_GSTAT_ADD(hak__seg->global.purged_bytes, bytes);
 		purged += bytes;
 		struct hak_region *idle[BATCH];
