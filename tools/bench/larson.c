@@ -43,6 +43,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -52,16 +53,30 @@
 #define WARMUP_PASSES 4 /* the published warm-up reallocates 4x the blocks */
 #define LAT_CAPACITY ((size_t)1 << 16) /* samples per slice per call */
 
-/* One thread's slice (the published de_area[i]), worked by one generation
- * at a time: pthread_create orders a generation's writes before its
- * successor's reads. */
-struct slice {
-	void **blocks;
-	size_t *sizes;
+/* The published program's record of one thread's slice (its thread_data,
+ * de_area[i]), field for field: what an op reads and writes, at the same
+ * offsets.  The records lie side by side, 880 bytes apart, as the
+ * published array does on the main thread's stack, so that neighbouring
+ * threads share the cache lines at their boundaries as they do there (a
+ * generator's table writes, one thread's counters beside the next one's
+ * pointers): padded apart, the published program ran 16% faster and the
+ * allocators' ratios moved by 4% (BENCHMARKS.md, session 12). */
+struct larson_rec {
+	int threadno, num_blocks, seed, min_size, max_size;
+	void **array;
+	size_t *blksize;
+	int asize;
+	/* counted per call in memory, as the published loop does; ops = allocs */
+	long allocs, frees, threads, bytes;
+	atomic_int finished;
 	struct lr_gen rng;
-	/* Counted per call in memory, as the published loop does (its cost is
-	 * part of the published per-op work); ops = allocs. */
-	uint64_t allocs, frees;
+};
+_Static_assert(sizeof(struct larson_rec) == 880, "the published record is 880 bytes");
+
+/* One thread's slice, worked by one generation at a time: pthread_create
+ * orders a generation's writes before its successor's reads. */
+struct slice {
+	struct larson_rec *d; /* the published part */
 	uint64_t generations;
 	pthread_t prev; /* the generation to join; valid when has_prev */
 	bool has_prev;
@@ -88,6 +103,11 @@ struct larson {
 	void **blocks; /* THREADS x CHUNKS, slice i at i x CHUNKS */
 	size_t *sizes;
 	struct slice *slices;
+	/* the records, side by side from a line's start: the published array
+	 * is on the main thread's stack, whose place the kernel randomises in
+	 * 16-byte steps; it started a line in 7 of 12 runs (the others at 16,
+	 * 32 or 48 bytes into one) */
+	struct larson_rec *recs;
 	uint64_t warmup_ops;
 	atomic_bool stop;
 	pthread_mutex_t lock; /* guards slices_done */
@@ -132,7 +152,7 @@ static void sample_latency(struct slice *s, void *old, size_t old_size, size_t s
 	uint64_t t1 = wl_now_ns();
 	*p = c->alloc(size);
 	uint64_t t2 = wl_now_ns();
-	s->frees++;
+	s->d->frees++;
 	lat_record(s->lat_free, t1 - t0);
 	if (lat_record(s->lat_malloc, t2 - t1)) {
 		/* Both buffers are full at once: thin them, sample half as often. */
@@ -151,34 +171,36 @@ static inline __attribute__((always_inline)) void
 work(struct slice *s, uint64_t n, bool check, bool latency, bool sized, int *error)
 {
 	struct larson *run = s->run;
+	struct larson_rec *d = s->d;
 	const struct calls *c = &run->calls;
+	int range = d->max_size - d->min_size; /* as published, read once */
 	for (uint64_t done = 0; done < n; done++) {
-		unsigned victim = (unsigned)(lr_next(&s->rng) % run->cfg->chunks);
-		void *old = s->blocks[victim];
+		unsigned victim = (unsigned)(lr_next(&d->rng) % d->asize);
+		void *old = d->array[victim];
 		if (check)
-			wl_tag_check(old, s->sizes[victim], "larson");
+			wl_tag_check(old, d->blksize[victim], "larson");
 		size_t size;
 		void *p;
 		if (latency && --s->lat_countdown == 0) {
-			size = pick_size(run, &s->rng);
-			sample_latency(s, old, s->sizes[victim], size, &p);
+			size = (size_t)d->min_size + (range ? (size_t)(lr_next(&d->rng) % range) : 0);
+			sample_latency(s, old, d->blksize[victim], size, &p);
 		} else {
-			release(c, sized, old, s->sizes[victim]);
-			s->frees++;
-			size = pick_size(run, &s->rng);
+			release(c, sized, old, d->blksize[victim]);
+			d->frees++;
+			size = (size_t)d->min_size + (range ? (size_t)(lr_next(&d->rng) % range) : 0);
 			p = c->alloc(size);
 		}
-		s->blocks[victim] = p;
-		s->sizes[victim] = size;
+		d->array[victim] = p;
+		d->blksize[victim] = size;
 		if (!p) {
 			*error = ENOMEM;
 			break;
 		}
-		s->allocs++;
+		d->allocs++;
 		if (check)
 			wl_tag_write(p, size);
 		else
-			touch(&s->blocks[victim], size);
+			touch(&d->array[victim], size);
 		if (atomic_load_explicit(&run->stop, memory_order_relaxed))
 			break;
 	}
@@ -231,7 +253,11 @@ static void *generation(void *arg)
 	if (!atomic_load_explicit(&run->stop, memory_order_relaxed)) {
 		uint64_t n = (uint64_t)cfg->rounds * cfg->chunks;
 		s->generations++;
+		/* the published generation's writes to its record */
+		atomic_store(&s->d->finished, 0);
+		s->d->threads++;
 		work_variant(s, n, &error);
+		atomic_store(&s->d->finished, 1);
 	}
 	if (has_prev)
 		pthread_join(prev, NULL);
@@ -337,13 +363,21 @@ static int setup(struct larson *run)
 	run->blocks = wl_map(n * sizeof *run->blocks);
 	run->sizes = wl_map(n * sizeof *run->sizes);
 	run->slices = wl_map(cfg->threads * sizeof *run->slices);
-	if (!run->blocks || !run->sizes || !run->slices)
+	run->recs = wl_map(cfg->threads * sizeof *run->recs);
+	if (!run->blocks || !run->sizes || !run->slices || !run->recs)
 		return -1;
 	for (unsigned i = 0; i < cfg->threads; i++) {
 		struct slice *s = &run->slices[i];
+		struct larson_rec *d = s->d = &run->recs[i];
 		s->run = run;
-		s->blocks = run->blocks + (size_t)i * cfg->chunks;
-		s->sizes = run->sizes + (size_t)i * cfg->chunks;
+		d->threadno = (int)i + 1;
+		uint64_t n = (uint64_t)cfg->rounds * cfg->chunks;
+		d->num_blocks = n > INT_MAX ? INT_MAX : (int)n; /* (the loop counts n) */
+		d->min_size = (int)cfg->min;
+		d->max_size = (int)cfg->max;
+		d->array = run->blocks + (size_t)i * cfg->chunks;
+		d->blksize = run->sizes + (size_t)i * cfg->chunks;
+		d->asize = (int)cfg->chunks;
 		if (cfg->latency) {
 			s->lat_malloc = lat_buf_new(LAT_CAPACITY);
 			s->lat_free = lat_buf_new(LAT_CAPACITY);
@@ -369,6 +403,8 @@ static void teardown(struct larson *run)
 	}
 	if (run->sizes)
 		wl_unmap(run->sizes, n * sizeof *run->sizes);
+	if (run->recs)
+		wl_unmap(run->recs, cfg->threads * sizeof *run->recs);
 	if (run->slices) {
 		for (unsigned i = 0; i < cfg->threads; i++) {
 			lat_buf_free(run->slices[i].lat_malloc);
@@ -395,7 +431,7 @@ static void collect(struct larson *run, struct wl_result *res, double elapsed)
 	const struct wl_cfg *cfg = run->cfg;
 	memset(res, 0, sizeof *res);
 	for (unsigned i = 0; i < cfg->threads; i++) {
-		res->ops += run->slices[i].allocs;
+		res->ops += (uint64_t)run->slices[i].d->allocs;
 		res->threads_created += run->slices[i].generations;
 	}
 	res->warmup_ops = run->warmup_ops;
@@ -436,7 +472,7 @@ int larson_run(const struct wl_cfg *cfg, struct wl_result *res)
 	}
 	/* As published: each slice's generator is seeded from the main one. */
 	for (unsigned i = 0; i < cfg->threads; i++)
-		lr_seed(&run.slices[i].rng, lr_next(&main_rng));
+		lr_seed(&run.slices[i].d->rng, lr_next(&main_rng));
 	for (; started < cfg->threads; started++) {
 		pthread_t t;
 		int e = pthread_create(&t, NULL, generation, &run.slices[started]);
