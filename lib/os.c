@@ -162,6 +162,7 @@ void hak__os_purge_ranges(struct iovec *v, unsigned n)
 	n = ranges_merge(v, n);
 	unsigned i = 0;
 	int saved = errno;
+#ifdef SYS_process_madvise /* (C libraries older than the call lack its number) */
 	if (n > 1 && atomic_load_explicit(&hak__os_vector_purge, memory_order_relaxed)) {
 		long done = syscall(SYS_process_madvise, HAK_PIDFD_SELF_GROUP, v, (size_t)n,
 				    MADV_DONTNEED, 0u);
@@ -172,6 +173,7 @@ void hak__os_purge_ranges(struct iovec *v, unsigned n)
 		for (; done > 0 && i < n && (size_t)done >= v[i].iov_len; i++)
 			done -= (long)v[i].iov_len;
 	}
+#endif
 	for (; i < n; i++)
 		madvise(v[i].iov_base, v[i].iov_len, MADV_DONTNEED);
 	errno = saved;
