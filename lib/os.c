@@ -122,24 +122,18 @@ void hak__os_unmap(void *p, size_t size)
  * run the one-range-at-a-time path. */
 _Atomic bool hak__os_vector_purge = true;
 
-static int range_cmp_swap(struct iovec *v, unsigned i)
-{
-	if ((uintptr_t)v[i - 1].iov_base <= (uintptr_t)v[i].iov_base)
-		return 0;
-	struct iovec t = v[i - 1];
-	v[i - 1] = v[i];
-	v[i] = t;
-	return 1;
-}
-
 /* Sort v[0..n) by address and merge ranges that touch; returns the new
  * count.  (Insertion sort: a batch is at most a few dozen ranges, and most
  * come in order already.) */
 static unsigned ranges_merge(struct iovec *v, unsigned n)
 {
-	for (unsigned i = 1; i < n; i++)
-		for (unsigned j = i; j > 0 && range_cmp_swap(v, j); j--)
-			;
+	for (unsigned i = 1; i < n; i++) {
+		struct iovec t = v[i];
+		unsigned j = i;
+		for (; j > 0 && (uintptr_t)v[j - 1].iov_base > (uintptr_t)t.iov_base; j--)
+			v[j] = v[j - 1];
+		v[j] = t;
+	}
 	unsigned m = 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (m && (char *)v[m - 1].iov_base + v[m - 1].iov_len == (char *)v[i].iov_base)

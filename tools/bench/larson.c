@@ -115,10 +115,11 @@ struct larson {
 	unsigned slices_done;
 };
 
-static inline size_t pick_size(const struct larson *run, struct lr_gen *g)
+/* A block size drawn as published: min, plus a draw below range unless it
+ * is 0 (then no draw). */
+static inline size_t draw_size(long min, long range, struct lr_gen *g)
 {
-	const struct wl_cfg *cfg = run->cfg;
-	return run->range ? (size_t)cfg->min + (size_t)(lr_next(g) % run->range) : (size_t)cfg->min;
+	return (size_t)min + (range ? (size_t)(lr_next(g) % range) : 0);
 }
 
 /* The published op writes the new block's first byte, reads it back and
@@ -182,12 +183,12 @@ work(struct slice *s, uint64_t n, bool check, bool latency, bool sized, int *err
 		size_t size;
 		void *p;
 		if (latency && --s->lat_countdown == 0) {
-			size = (size_t)d->min_size + (range ? (size_t)(lr_next(&d->rng) % range) : 0);
+			size = draw_size(d->min_size, range, &d->rng);
 			sample_latency(s, old, d->blksize[victim], size, &p);
 		} else {
 			release(c, sized, old, d->blksize[victim]);
 			d->frees++;
-			size = (size_t)d->min_size + (range ? (size_t)(lr_next(&d->rng) % range) : 0);
+			size = draw_size(d->min_size, range, &d->rng);
 			p = c->alloc(size);
 		}
 		d->array[victim] = p;
@@ -281,7 +282,7 @@ static int warm_up(struct larson *run, struct lr_gen *g)
 {
 	size_t n = (size_t)run->cfg->threads * run->cfg->chunks;
 	for (size_t i = 0; i < n; i++) {
-		run->sizes[i] = pick_size(run, g);
+		run->sizes[i] = draw_size((long)run->cfg->min, run->range, g);
 		run->blocks[i] = run->calls.alloc(run->sizes[i]);
 		run->warmup_ops++;
 		if (!run->blocks[i])
@@ -299,7 +300,7 @@ static int warm_up(struct larson *run, struct lr_gen *g)
 	for (size_t i = 0; i < WARMUP_PASSES * n; i++) {
 		size_t k = (size_t)lr_next(g) % n;
 		release(&run->calls, run->calls.sized_release != NULL, run->blocks[k], run->sizes[k]);
-		run->sizes[k] = pick_size(run, g);
+		run->sizes[k] = draw_size((long)run->cfg->min, run->range, g);
 		run->blocks[k] = run->calls.alloc(run->sizes[k]);
 		run->warmup_ops++;
 		if (!run->blocks[k])
