@@ -19,6 +19,15 @@
 static _Atomic uint32_t pool_lock;
 /* Unpurged free pages, doubly linked: head newest, tail oldest. */
 static struct hak_page *pool_head, *pool_tail;
+/* The same pages by the class they last served, newest first (through
+ * cnext/cprev): a page goes back to its class when it can.  Its blocks
+ * then start where the class's blocks started before, on memory the
+ * program touched already, and the rest of the page stays untouched; a
+ * page carved for another class touches new memory.  (Larson 2-32 KiB,
+ * which writes the start of each block: without it the resident set grew
+ * with every page that changed class, 94 against 74 MiB, and a third more
+ * page faults.) */
+static struct hak_page *pool_class[HAK_NUM_CLASSES];
 static size_t pool_pages; /* on that list */
 static size_t pages_out;  /* handed out and not released: pages in use */
 static size_t purging;    /* taken out of the pool by a purge, being madvised */
@@ -41,6 +50,13 @@ static bool arena_full(const struct hak_arena *a)
 static void pool_unlink(struct hak_page *pg)
 {
 	hak__plist_unlink(&pool_head, &pool_tail, pg);
+	if (pg->cprev)
+		pg->cprev->cnext = pg->cnext;
+	else
+		pool_class[pg->class_idx] = pg->cnext;
+	if (pg->cnext)
+		pg->cnext->cprev = pg->cprev;
+	pg->cnext = pg->cprev = NULL;
 	if (--pool_pages < pool_low)
 		pool_low = pool_pages;
 }
@@ -48,6 +64,12 @@ static void pool_unlink(struct hak_page *pg)
 static void pool_push_head(struct hak_page *pg)
 {
 	hak__plist_push(&pool_head, &pool_tail, pg);
+	struct hak_page **c = &pool_class[pg->class_idx];
+	pg->cprev = NULL;
+	pg->cnext = *c;
+	if (*c)
+		(*c)->cprev = pg;
+	*c = pg;
 	pool_pages++;
 }
 
@@ -176,8 +198,9 @@ static struct hak_page *arena_carve(struct hak_arena *a)
 	return pg;
 }
 
-/* A page for the caller to initialise, or NULL with ENOMEM. */
-struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
+/* A page for the caller to initialise for class cls, or NULL with ENOMEM:
+ * the newest free page that last served cls, else the newest free page. */
+struct hak_page *hak__page_alloc(unsigned cls, struct hak_seg_slot *st)
 {
 	struct hak_page *pg = NULL;
 	hak__spin_lock(&pool_lock);
@@ -190,7 +213,7 @@ struct hak_page *hak__page_alloc(struct hak_seg_slot *st)
 	}
 	if (pool_head || purged_head) {
 		if (pool_head) {
-			pg = pool_head;
+			pg = pool_class[cls] ? pool_class[cls] : pool_head;
 			pool_unlink(pg);
 			HAK_GSTAT_SUB(hak__seg->global.unpurged_free_bytes, HAK_PAGE_SIZE);
 		} else {

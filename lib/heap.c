@@ -546,7 +546,7 @@ static HAK_NOINLINE void *alloc_refill(struct hak_heap *h, unsigned cls)
 		page_activate(h, pg);
 		return hak__page_take(h, pg, cls);
 	}
-	pg = hak__page_alloc(h->st);
+	pg = hak__page_alloc(cls, h->st);
 	if (!pg)
 		return NULL;
 	hak__page_init(pg, cls);

@@ -112,6 +112,7 @@ struct hak_page {
 	uint32_t full_tick;       /* holder's refill count when it became full */
 	struct hak_page *next, *prev; /* holder's partial list / free pool */
 	uint64_t freed_ns;        /* when it entered the free pool */
+	struct hak_page *cnext, *cprev; /* free pool: the pages last of its class */
 	/* shared line: what every free reads (the owner, and the class's
 	 * constants beside it, so that a free touches this line only) and
 	 * what other threads write (remote frees, transfers) */
@@ -506,7 +507,7 @@ static inline void hak__owner_give(struct hak_page *pg, uintptr_t o, unsigned cl
 	hak__hint_put(pg, o, cls);
 	atomic_store_explicit(&pg->owner, o, memory_order_seq_cst);
 }
-HAK_HIDDEN struct hak_page *hak__page_alloc(struct hak_seg_slot *st);
+HAK_HIDDEN struct hak_page *hak__page_alloc(unsigned cls, struct hak_seg_slot *st);
 HAK_HIDDEN void hak__page_release(struct hak_page *pg);
 HAK_HIDDEN size_t hak__pages_purge(uint64_t older_than_ns, bool all);
 HAK_HIDDEN void hak__arena_lock_all(void);

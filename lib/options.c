@@ -46,7 +46,7 @@ static const struct opt_def opt_table[] = {
 	 "an integer from 0 (off) to 60000"},
 	{"HAKMEM_PURGE_DELAY_MS", OPT_UINT, 200, 0, 3600000, &hak__opt.purge_delay_ms, 0,
 	 "an integer from 0 to 3600000"},
-	{"HAKMEM_PURGE_KEEP_PCT", OPT_UINT, 7, 0, 1000, &hak__opt.purge_keep_pct, 0,
+	{"HAKMEM_PURGE_KEEP_PCT", OPT_UINT, 20, 0, 1000, &hak__opt.purge_keep_pct, 0,
 	 "an integer from 0 to 1000"},
 	{"HAKMEM_MF2_ENABLE", OPT_BOOL, 1, 0, 1, &hak__opt.mf2, 0, "0 or 1"},
 	{"HAKMEM_STATS", OPT_BOOL, 1, 0, 1, &hak__opt.stats, 0, "0 or 1"},

@@ -34,7 +34,7 @@ void *hak__pool_alloc(unsigned cls, struct hak_seg_slot *st)
 	struct hak_page *pg = pc->pages;
 	if (!pg) {
 		hak__spin_unlock(&pc->lock);
-		pg = hak__page_alloc(st); /* may map memory: not under our lock */
+		pg = hak__page_alloc(cls, st); /* may map memory: not under our lock */
 		if (!pg)
 			return NULL;
 		hak__page_init(pg, cls);

@@ -30,6 +30,14 @@
  *                      pages beyond twice the pool's share of memory in
  *                      use (HAKMEM_PURGE_KEEP_PCT, at least 4 MiB) must go
  *                      back anyway, so at most KEEP_SLACK_KB stay resident.
+ *   integ_purge class  one thread's 32 KiB blocks (two to a page) and then
+ *                      another's 16 KiB blocks go back to the pool, each
+ *                      block's first byte written; 32 KiB blocks allocated
+ *                      again must come from the pages of 32 KiB blocks, not
+ *                      from the newer ones of 16 KiB, and no memory of
+ *                      those pages that was not resident may become so (run
+ *                      with an hour's purge delay, so that the pool keeps
+ *                      every page).
  *
  * Resident size is the process's own (/proc/self/statm, read without
  * allocating: in holder mode the main thread must not call malloc), so this
@@ -44,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,6 +153,92 @@ static void *exited_thread(void *arg)
 	return NULL;
 }
 
+/* class mode: the blocks of each class (the first's pages are the ones
+ * watched), and each thread's signal to free them and exit */
+#define CLASS_N 64
+static void *class_blocks[2][CLASS_N];
+static const size_t class_size[2] = {32768, 16384};
+static pthread_barrier_t class_allocated, class_go[2];
+
+static void *class_thread(void *arg)
+{
+	long k = (long)arg;
+	for (int i = 0; i < CLASS_N; i++) {
+		class_blocks[k][i] = malloc(class_size[k]);
+		TU_CHECK(class_blocks[k][i] != NULL);
+		*(char *)class_blocks[k][i] = 1;
+	}
+	pthread_barrier_wait(&class_allocated);
+	pthread_barrier_wait(&class_go[k]);
+	for (int i = 0; i < CLASS_N; i++)
+		free(class_blocks[k][i]);
+	return NULL;
+}
+
+static uintptr_t page_of(const void *p)
+{
+	return (uintptr_t)p & ~(uintptr_t)0xffff;
+}
+
+static bool in_class_pages(const void *p)
+{
+	for (int i = 0; i < CLASS_N; i++)
+		if (page_of(p) == page_of(class_blocks[0][i]))
+			return true;
+	return false;
+}
+
+/* Resident 4 KiB pages in the 64 KiB pages of the first class's blocks
+ * (each counted once per block: both blocks of a page count it twice). */
+static long class_resident(void)
+{
+	long n = 0;
+	unsigned char vec[16];
+	for (int i = 0; i < CLASS_N; i++) {
+		TU_CHECK(mincore((void *)page_of(class_blocks[0][i]), 0x10000, vec) == 0);
+		for (int j = 0; j < 16; j++)
+			n += vec[j] & 1;
+	}
+	return n;
+}
+
+static int class_reuse(void)
+{
+	pthread_t t[2];
+	TU_CHECK(pthread_barrier_init(&class_allocated, NULL, 3) == 0);
+	for (long k = 0; k < 2; k++) {
+		TU_CHECK(pthread_barrier_init(&class_go[k], NULL, 2) == 0);
+		TU_CHECK(pthread_create(&t[k], NULL, class_thread, (void *)k) == 0);
+	}
+	pthread_barrier_wait(&class_allocated);
+	/* the 32 KiB blocks' pages go back to the pool first, then the 16 KiB
+	 * blocks' ones, which are then the newest there */
+	for (int k = 0; k < 2; k++) {
+		pthread_barrier_wait(&class_go[k]);
+		TU_CHECK(pthread_join(t[k], NULL) == 0);
+	}
+	long before = class_resident();
+	void *again[CLASS_N];
+	int outside = 0;
+	for (int i = 0; i < CLASS_N; i++) {
+		again[i] = malloc(class_size[0]);
+		TU_CHECK(again[i] != NULL);
+		*(char *)again[i] = 2;
+		outside += !in_class_pages(again[i]);
+	}
+	long after = class_resident();
+	printf("class: %d of %d blocks of %zu bytes outside the pages that held that size; "
+	       "resident 4 KiB pages there %ld before, %ld after\n",
+	       outside, CLASS_N, class_size[0], before, after);
+	TU_CHECK(outside == 0, "%d of %d blocks of %zu bytes came from pages of another size",
+		 outside, CLASS_N, class_size[0]);
+	TU_CHECK(after == before, "reusing the pages made %ld KiB resident that was not",
+		 (after - before) * 4 / 2);
+	for (int i = 0; i < CLASS_N; i++)
+		free(again[i]);
+	return 0;
+}
+
 static void run_threads(void *(*fn)(void *))
 {
 	pthread_t th[THREADS];
@@ -162,8 +257,10 @@ int main(int argc, char **argv)
 	bool floated = !strcmp(mode, "floated");
 	bool holder = floated || !strcmp(mode, "holder");
 	bool exited = !strcmp(mode, "exited");
+	if (!strcmp(mode, "class"))
+		return class_reuse();
 	if (!trim && !keep && !holder && !exited && strcmp(mode, "idle")) {
-		fprintf(stderr, "usage: integ_purge idle|trim|keep|holder|floated|exited\n");
+		fprintf(stderr, "usage: integ_purge idle|trim|keep|holder|floated|exited|class\n");
 		return 2;
 	}
 	small_only = keep;

@@ -32,7 +32,7 @@ static struct hak_heap fake_heap __attribute__((aligned(HAK_CACHE_LINE)));
 static struct hak_page *new_page(unsigned cls)
 {
 	hak__init();
-	struct hak_page *pg = hak__page_alloc(&test_slot);
+	struct hak_page *pg = hak__page_alloc(cls, &test_slot);
 	ck_assert_ptr_nonnull(pg);
 	hak__page_init(pg, cls);
 	atomic_store(&pg->owner, (uintptr_t)&fake_heap);
@@ -408,7 +408,7 @@ START_TEST(pool_purge_rule)
 	hak__opt.purge_delay_ms = 200; /* a window of 100 ms */
 	hak__pages_purge(0, true); /* an empty pool; the window starts */
 	for (unsigned i = 0; i < TAKEN; i++)
-		ck_assert_ptr_nonnull(pg[i] = hak__page_alloc(&test_slot));
+		ck_assert_ptr_nonnull(pg[i] = hak__page_alloc(0, &test_slot));
 	/* 100 free, 200 (fewer than 320) in use: between keep and twice it */
 	for (unsigned i = 0; i < 100; i++)
 		hak__page_release(pg[i]);
@@ -418,7 +418,7 @@ START_TEST(pool_purge_rule)
 	ck_assert_uint_eq(hak__pages_purge(0, false), 0);
 	/* a swing down to 80 and back: 80 - KEEP pages lasted the next window */
 	for (unsigned i = 0; i < 20; i++)
-		pg[i] = hak__page_alloc(&test_slot);
+		pg[i] = hak__page_alloc(0, &test_slot);
 	for (unsigned i = 0; i < 20; i++)
 		hak__page_release(pg[i]);
 	ck_assert_uint_eq(hak__pages_purge(0, false), 0);
@@ -431,6 +431,31 @@ START_TEST(pool_purge_rule)
 	ck_assert_uint_eq(hak__pages_purge(0, true), 2 * KEEP * P);
 	for (unsigned i = 200; i < TAKEN; i++)
 		hak__page_release(pg[i]);
+}
+END_TEST
+
+/* The pool hands out the newest free page that last served the class
+ * asked for, else its newest page (arena.c, hak__page_alloc). */
+START_TEST(pool_class_first)
+{
+	hak__init();
+	hak__opt.background = false;
+	hak__opt.purge_delay_ms = 3600000;
+	hak__pages_purge(0, true); /* an empty pool */
+	struct hak_page *a = new_page(3), *b = new_page(3), *c = new_page(5);
+	hak__page_release(a);
+	hak__page_release(b);
+	hak__page_release(c); /* the newest */
+	ck_assert_ptr_eq(hak__page_alloc(3, &test_slot), b);
+	ck_assert_ptr_eq(hak__page_alloc(7, &test_slot), c); /* none of 7: the newest */
+	ck_assert_ptr_eq(hak__page_alloc(5, &test_slot), a); /* none of 5 left */
+	hak__page_init(a, 3);
+	hak__page_init(b, 3);
+	hak__page_init(c, 5);
+	hak__page_release(a);
+	hak__page_release(b);
+	hak__page_release(c);
+	hak__pages_purge(0, true);
 }
 END_TEST
 
@@ -452,6 +477,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, remote_push_and_drain);
 	tcase_add_test(tc, block_start_every_offset);
 	tcase_add_test(tc, pool_purge_rule);
+	tcase_add_test(tc, pool_class_first);
 	tcase_add_test_raise_signal(tc, double_free_after_remote_push_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, interior_pointer_aborts, SIGABRT);
 	tcase_add_test_raise_signal(tc, free_page_aborts, SIGABRT);
