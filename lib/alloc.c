@@ -34,7 +34,7 @@ static HAK_NOINLINE void *large_alloc(size_t size, size_t align, bool zero)
  * (A cached block is checked for writes after free when it leaves the
  * cache for its page, in hak__heap_tc_flush: a load here would wait for
  * the block's cache line, which the store below does not.) */
-static inline void *small_alloc(struct hak_heap *h, size_t c)
+static inline struct hak_block *tc_pop(struct hak_heap *h, size_t c)
 {
 	struct hak_block **top = h->tc_top[c];
 	struct hak_block *b = top[-1]; /* NULL: the cache is empty */
@@ -44,8 +44,15 @@ static inline void *small_alloc(struct hak_heap *h, size_t c)
 		hak__store_order();
 		b->marker = 0;
 		HAK_STAT_ADD(h->st->allocs[c], 1);
-		return b;
 	}
+	return b;
+}
+
+static inline void *small_alloc(struct hak_heap *h, size_t c)
+{
+	struct hak_block *b = tc_pop(h, c);
+	if (likely(b))
+		return b;
 	struct hak_page *pg = h->active[c];
 	if (likely(pg->free))
 		return hak__page_take(h, pg, c);
@@ -601,10 +608,24 @@ static HAK_NOINLINE void *new_failed(size_t size, size_t align, bool nothrow)
 	}
 }
 
+/* operator new past its cache: the whole of malloc, and the new handler */
+static HAK_NOINLINE void *new_slow(size_t size)
+{
+	void *p = hak__malloc(size);
+	return likely(p != NULL) ? p : new_failed(size, 0, false);
+}
+
+/* A block from the cache cannot be NULL: only the rest of malloc, a tail
+ * call, may fail, so that operator new needs no stack frame (it kept size
+ * for new_failed in one). */
 static inline void *new_impl(size_t size)
 {
-	void *p = malloc_inline(size);
-	return likely(p != NULL) ? p : new_failed(size, 0, false);
+	if (likely(size < hak__guard.fast_limit)) {
+		struct hak_block *b = tc_pop(hak__tl_heap, hak__class_of(size));
+		if (likely(b))
+			return b;
+	}
+	return new_slow(size);
 }
 
 static void *new_nothrow(size_t size, const void *nt)
