@@ -160,7 +160,7 @@ static inline __attribute__((always_inline)) void *malloc_inline(size_t size)
 	return malloc_other(h, size);
 }
 
-void *hak__malloc(size_t size)
+HAK_ENTRY_ALIGN void *hak__malloc(size_t size)
 {
 	return malloc_inline(size);
 }
@@ -337,7 +337,7 @@ static HAK_NOINLINE void free_outside(struct hak_heap *h, void *p)
  * is the one a program that frees an old block usually misses: it is asked
  * for first, so that its fetch overlaps the hint lookup instead of
  * following it (published Larson 2-32 KiB: about 6% in paired runs). */
-void hak__free(void *p)
+HAK_ENTRY_ALIGN void hak__free(void *p)
 {
 	__builtin_prefetch(p, 1);
 	struct hak_heap *h = hak__tl_heap;
@@ -651,11 +651,11 @@ static void *new_aligned_nothrow(size_t size, size_t align, const void *nt)
 
 HAK_PUBLIC void *_Znwm(size_t size);
 HAK_PUBLIC void *_Znam(size_t size);
-void *_Znwm(size_t size)
+HAK_ENTRY_ALIGN void *_Znwm(size_t size)
 {
 	return new_impl(size);
 }
-void *_Znam(size_t size)
+HAK_ENTRY_ALIGN void *_Znam(size_t size)
 {
 	return new_impl(size);
 }
