@@ -23,7 +23,7 @@
 	extern __typeof(target) name __attribute__((alias(#target), visibility("default")))
 #define HAK_NOINLINE __attribute__((noinline))
 /* The entry points of the fast paths start on a cache line: where the
- * linker happened to place them decided how many lines free's 40
+ * linker happened to place them decided how many lines free's 38
  * instructions spanned, and that moved glibc's bench-malloc-simple by 4%
  * from one build to the next with no change to their code. */
 #define HAK_ENTRY_ALIGN __attribute__((aligned(64)))
