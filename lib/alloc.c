@@ -30,10 +30,10 @@ static HAK_NOINLINE void *large_alloc(size_t size, size_t align, bool zero)
 	return p;
 }
 
-/* One block of class c: the thread cache, the active page, the slow path.
- * (A cached block is checked for writes after free when it leaves the
- * cache for its page, in hak__heap_tc_flush: a load here would wait for
- * the block's cache line, which the store below does not.) */
+/* The newest block of class c's thread cache, taken out of it; NULL when
+ * the cache is empty.  (A cached block is checked for writes after free
+ * when it leaves the cache for its page, in hak__heap_tc_flush: a load here
+ * would wait for the block's cache line, which the store below does not.) */
 static inline struct hak_block *tc_pop(struct hak_heap *h, size_t c)
 {
 	struct hak_block **top = h->tc_top[c];
@@ -48,6 +48,7 @@ static inline struct hak_block *tc_pop(struct hak_heap *h, size_t c)
 	return b;
 }
 
+/* One block of class c: the thread cache, the active page, the slow path. */
 static inline void *small_alloc(struct hak_heap *h, size_t c)
 {
 	struct hak_block *b = tc_pop(h, c);
