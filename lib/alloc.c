@@ -48,16 +48,23 @@ static inline struct hak_block *tc_pop(struct hak_heap *h, size_t c)
 	return b;
 }
 
-/* One block of class c: the thread cache, the active page, the slow path. */
+/* One block of class c once the thread cache is empty: the active page,
+ * the slow path. */
+static inline void *small_uncached(struct hak_heap *h, size_t c)
+{
+	struct hak_page *pg = h->active[c];
+	if (likely(pg->free))
+		return hak__page_take(h, pg, c);
+	return hak__heap_alloc_slow(h, c);
+}
+
+/* One block of class c: the thread cache, then small_uncached. */
 static inline void *small_alloc(struct hak_heap *h, size_t c)
 {
 	struct hak_block *b = tc_pop(h, c);
 	if (likely(b))
 		return b;
-	struct hak_page *pg = h->active[c];
-	if (likely(pg->free))
-		return hak__page_take(h, pg, c);
-	return hak__heap_alloc_slow(h, c);
+	return small_uncached(h, c);
 }
 
 /* Above the classes, or any size when blocks carry canaries (small_limit
@@ -609,10 +616,13 @@ static HAK_NOINLINE void *new_failed(size_t size, size_t align, bool nothrow)
 	}
 }
 
-/* operator new past its cache: the whole of malloc, and the new handler */
+/* operator new past its cache (found empty by new_impl, not looked at
+ * again): the rest of malloc, and the new handler */
 static HAK_NOINLINE void *new_slow(size_t size)
 {
-	void *p = hak__malloc(size);
+	struct hak_heap *h = hak__tl_heap;
+	void *p = size < hak__guard.fast_limit ? small_uncached(h, hak__class_of(size))
+					       : malloc_other(h, size);
 	return likely(p != NULL) ? p : new_failed(size, 0, false);
 }
 

@@ -28,6 +28,7 @@ static struct hak_page *pool_head, *pool_tail;
  * with every page that changed class, 94 against 74 MiB, and a third more
  * page faults.) */
 static struct hak_page *pool_class[HAK_NUM_CLASSES];
+HAK_PLIST(class_list, cnext, cprev)
 static size_t pool_pages; /* on that list */
 static size_t pages_out;  /* handed out and not released: pages in use */
 static size_t purging;    /* taken out of the pool by a purge, being madvised */
@@ -50,13 +51,7 @@ static bool arena_full(const struct hak_arena *a)
 static void pool_unlink(struct hak_page *pg)
 {
 	hak__plist_unlink(&pool_head, &pool_tail, pg);
-	if (pg->cprev)
-		pg->cprev->cnext = pg->cnext;
-	else
-		pool_class[pg->class_idx] = pg->cnext;
-	if (pg->cnext)
-		pg->cnext->cprev = pg->cprev;
-	pg->cnext = pg->cprev = NULL;
+	class_list_unlink(&pool_class[pg->class_idx], NULL, pg);
 	if (--pool_pages < pool_low)
 		pool_low = pool_pages;
 }
@@ -64,12 +59,7 @@ static void pool_unlink(struct hak_page *pg)
 static void pool_push_head(struct hak_page *pg)
 {
 	hak__plist_push(&pool_head, &pool_tail, pg);
-	struct hak_page **c = &pool_class[pg->class_idx];
-	pg->cprev = NULL;
-	pg->cnext = *c;
-	if (*c)
-		(*c)->cprev = pg;
-	*c = pg;
+	class_list_push(&pool_class[pg->class_idx], NULL, pg);
 	pool_pages++;
 }
 

@@ -136,33 +136,37 @@ struct hak_page {
 _Static_assert(sizeof(struct hak_page) == 2 * HAK_CACHE_LINE,
 	       "a page descriptor is two cache lines");
 
-/* Intrusive doubly linked lists of pages (through next/prev), pushed at the
- * head; tail is NULL for a list that keeps none. */
-static inline void hak__plist_push(struct hak_page **head, struct hak_page **tail,
-				   struct hak_page *pg)
-{
-	pg->prev = NULL;
-	pg->next = *head;
-	if (*head)
-		(*head)->prev = pg;
-	else if (tail)
-		*tail = pg;
-	*head = pg;
-}
-
-static inline void hak__plist_unlink(struct hak_page **head, struct hak_page **tail,
-				     struct hak_page *pg)
-{
-	if (pg->prev)
-		pg->prev->next = pg->next;
-	else
-		*head = pg->next;
-	if (pg->next)
-		pg->next->prev = pg->prev;
-	else if (tail)
-		*tail = pg->prev;
-	pg->next = pg->prev = NULL;
-}
+/* Intrusive doubly linked lists of pages, pushed at the head; tail is NULL
+ * for a list that keeps none.  HAK_PLIST(name, nx, pv) defines name_push
+ * and name_unlink over the links nx/pv of struct hak_page: the holder's
+ * lists and the free pool use next/prev (hak__plist_*), the pool's lists by
+ * class cnext/cprev (arena.c). */
+#define HAK_PLIST(name, nx, pv)                                                        \
+	static inline void name##_push(struct hak_page **head, struct hak_page **tail,   \
+				       struct hak_page *pg)                              \
+	{                                                                                \
+		pg->pv = NULL;                                                           \
+		pg->nx = *head;                                                          \
+		if (*head)                                                               \
+			(*head)->pv = pg;                                                \
+		else if (tail)                                                           \
+			*tail = pg;                                                      \
+		*head = pg;                                                              \
+	}                                                                                \
+	static inline void name##_unlink(struct hak_page **head, struct hak_page **tail, \
+					 struct hak_page *pg)                            \
+	{                                                                                \
+		if (pg->pv)                                                              \
+			pg->pv->nx = pg->nx;                                             \
+		else                                                                     \
+			*head = pg->nx;                                                  \
+		if (pg->nx)                                                              \
+			pg->nx->pv = pg->pv;                                             \
+		else if (tail)                                                           \
+			*tail = pg->pv;                                                  \
+		pg->nx = pg->pv = NULL;                                                  \
+	}
+HAK_PLIST(hak__plist, next, prev)
 
 /* An arena's first page holds its header and the descriptors of its pages.
  * The descriptors start at one of HAK_ARENA_COLOURS offsets, picked by the

@@ -76,8 +76,7 @@ _Static_assert(sizeof(struct larson_rec) == 880, "the published record is 880 by
 /* One thread's slice, worked by one generation at a time: pthread_create
  * orders a generation's writes before its successor's reads. */
 struct slice {
-	struct larson_rec *d; /* the published part */
-	uint64_t generations;
+	struct larson_rec *d; /* the published part (d->threads: its generations) */
 	pthread_t prev; /* the generation to join; valid when has_prev */
 	bool has_prev;
 	struct lat_buf *lat_malloc, *lat_free;
@@ -253,7 +252,6 @@ static void *generation(void *arg)
 	/* As published: a thread started after the stop does nothing. */
 	if (!atomic_load_explicit(&run->stop, memory_order_relaxed)) {
 		uint64_t n = (uint64_t)cfg->rounds * cfg->chunks;
-		s->generations++;
 		/* the published generation's writes to its record */
 		atomic_store(&s->d->finished, 0);
 		s->d->threads++;
@@ -433,7 +431,7 @@ static void collect(struct larson *run, struct wl_result *res, double elapsed)
 	memset(res, 0, sizeof *res);
 	for (unsigned i = 0; i < cfg->threads; i++) {
 		res->ops += (uint64_t)run->slices[i].d->allocs;
-		res->threads_created += run->slices[i].generations;
+		res->threads_created += (uint64_t)run->slices[i].d->threads;
 	}
 	res->warmup_ops = run->warmup_ops;
 	/* counters and RSS before the bench frees the blocks */
