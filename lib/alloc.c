@@ -32,8 +32,11 @@ static HAK_NOINLINE void *large_alloc(size_t size, size_t align, bool zero)
 
 /* The newest block of class c's thread cache, taken out of it; NULL when
  * the cache is empty.  (A cached block is checked for writes after free
- * when it leaves the cache for its page, in hak__heap_tc_flush: a load here
- * would wait for the block's cache line, which the store below does not.) */
+ * when it leaves the cache for its page, in hak__heap_tc_flush, not here:
+ * the store below must clear the marker anyway, and a check would add a
+ * load and a branch to every malloc.  The store is not free either: on a
+ * block whose line is no longer in the CPU's caches it waits for that
+ * line as a load would, BENCHMARKS.md session 14.) */
 static inline struct hak_block *tc_pop(struct hak_heap *h, size_t c)
 {
 	struct hak_block **top = h->tc_top[c];
